@@ -1,0 +1,707 @@
+"""Shared estimator base: parameters, validation, seeding, building and
+fitting ``net_``, and the classifier / regressor target handling.
+
+The training loop here is scikit-learn's ``_fit_stochastic`` (epochs,
+``tol`` / ``n_iter_no_change``, early stopping on a held-out validation
+score, the ``'invscaling'`` and ``'adaptive'`` learning-rate schedules, the
+convergence warning); the mechanics of each epoch live in
+:class:`sknets._engine.FastNet`.
+"""
+
+import time
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    unique_labels,
+)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._engine import (
+    DECOUPLED_DECAY,
+    OUT_ACTIVATIONS,
+    PRECISIONS,
+    SOLVERS,
+    DeviceData,
+    FastNet,
+    WeightedLoss,
+    optimizer_kwargs,
+    resolve_device,
+)
+from . import _pretrained
+from ._modules import ACTIVATIONS
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
+_FLOAT_DTYPES = (np.float64, np.float32)
+_CURVES = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
+
+
+def _draw_seed(random_state):
+    """An int seed from ``random_state``, leaving numpy's global RNG alone."""
+    if random_state is None:
+        return int(np.random.default_rng().integers(np.iinfo(np.int32).max))
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+class _SeededTorch:
+    """Context: torch's default generators seeded, and restored afterwards.
+
+    Dropout draws from torch's default generator of the device; forking it
+    makes fits reproducible without changing the caller's RNG state.
+    """
+
+    def __init__(self, seed, device):
+        self.seed = seed
+        self.device = device
+
+    def __enter__(self):
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        self._fork = torch.random.fork_rng(devices=cuda)
+        self._fork.__enter__()
+        torch.default_generator.manual_seed(self.seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(self.seed)
+        return self
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
+
+
+class _BaseNet(BaseEstimator, metaclass=ABCMeta):
+    """Base of every sknets estimator. Not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
+    }
+
+    # -- what subclasses provide -------------------------------------------------
+
+    @abstractmethod
+    def _build_module(self, n_features, n_outputs, seed):
+        """Return ``(module_class, module_kwargs)`` for skorch."""
+
+    @abstractmethod
+    def _encode_targets(self, y, first_call, classes=None):
+        """Validate y; return ``(targets, loss, out_activation, n_outputs)``."""
+
+    @abstractmethod
+    def _validation_score(self, raw, y, w):
+        """Score of raw outputs against encoded targets (early stopping)."""
+
+    def _validate_X(self, X, reset):
+        """Validate X at predict time; subclasses may reshape."""
+        return validate_data(self, X, dtype=_FLOAT_DTYPES, reset=reset)
+
+    def _validate_Xy(self, X, y, reset):
+        return validate_data(self, X, y, multi_output=True, dtype=_FLOAT_DTYPES, reset=reset)
+
+    # -- fitting -------------------------------------------------------------------
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+        if any(s <= 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        return [int(s) for s in sizes]
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values: class labels in classification, real numbers
+            in regression.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights. The loss is the weighted mean of the per-sample
+            losses.
+
+        Returns
+        -------
+        self : object
+            Returns a trained model.
+        """
+        fitted = _pretrained.take(self, X, y, sample_weight)
+        if fitted is not None:
+            return self._adopt(fitted)
+        return self._fit(X, y, sample_weight=sample_weight)
+
+    def _prepare_fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        """Validate the data and, on a first fit, set up the attributes and
+        build ``net_`` (initialised, untrained). Returns the validated
+        ``X``, the encoded targets, the sample weights and this call's seed.
+        """
+        first = not hasattr(self, "net_") or not (incremental or self.warm_start)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X, y = self._validate_Xy(X, y, reset=first)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        targets, loss, out_activation, n_outputs = self._encode_targets(
+            y, first_call=first, classes=classes
+        )
+        hidden = self._hidden_sizes()
+        device = resolve_device(self.device)
+
+        if first:
+            self._seed = _draw_seed(self.random_state)
+            self._n_calls = 0
+            self.n_outputs_ = n_outputs
+            self.out_activation_ = out_activation
+            self.n_layers_ = len(hidden) + 2
+            self.n_iter_ = 0
+            self.t_ = 0
+            self._no_improvement_count = 0
+            for name in _CURVES:
+                self.__dict__.pop(name, None)
+            # torch's layer constructors draw from the global generator before
+            # the seeded initialisation replaces their weights: fork it
+            with torch.random.fork_rng(devices=[]):
+                self.net_ = self._make_net(X.shape[1:], n_outputs, loss, device)
+        elif not incremental:
+            # a warm-started fit restarts the optimizer, as scikit-learn does
+            self.net_.initialize_optimizer()
+        if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
+            self._init_curves()  # as scikit-learn: lbfgs fits have no curves
+        self._n_calls += 1
+        # each call of fit / partial_fit draws fresh batch orders and dropout
+        seed = (self._seed + 7919 * (self._n_calls - 1)) % (2**31 - 1)
+        return X, targets, sample_weight, seed
+
+    def _init_curves(self):
+        self.loss_curve_ = []
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        X, targets, sample_weight, seed = self._prepare_fit(
+            X, y, sample_weight, incremental, classes
+        )
+        with _SeededTorch(seed, self.net_.torch_device):
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, targets, sample_weight)
+            else:
+                self._fit_stochastic(X, targets, sample_weight, incremental, seed)
+        self._export_weights()
+        return self
+
+    def _adopt(self, fitted):
+        """Take the fitted state of ``fitted``, an estimator with the same
+        parameters trained on the same data by a batched model selection."""
+        for key, value in vars(fitted).items():
+            if key.endswith("_") or key.startswith("_"):
+                setattr(self, key, value)
+        if getattr(fitted, "_sknets_error", None) is not None:
+            raise fitted._sknets_error
+        if self.solver != "lbfgs" and not fitted._sknets_converged:
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                "optimization hasn't converged yet." % self.max_iter,
+                ConvergenceWarning,
+            )
+        return self
+
+    def _make_net(self, input_shape, n_outputs, loss, device):
+        n_features = int(np.prod(input_shape))
+        module, module_kwargs = self._build_module(input_shape, n_outputs, self._seed)
+        graphed = device.type == "cuda" and not (
+            self.solver == "sgd" and self.learning_rate == "invscaling"
+        )
+        optimizer, opt_kwargs = optimizer_kwargs(self, device, graphed)
+        decoupled = self.solver in DECOUPLED_DECAY
+        net = FastNet(
+            module=module,
+            criterion=WeightedLoss,
+            criterion__loss=loss,
+            optimizer=optimizer,
+            lr=self.learning_rate_init,
+            max_epochs=self.max_iter,
+            batch_size=200,
+            train_split=None,
+            device=str(device),
+            verbose=0,
+            alpha=0.0 if decoupled else self.alpha,
+            shuffle=self.shuffle,
+            seed=self._seed,
+            precision=self.precision,
+            cuda_graphs=graphed,
+            torch_load_kwargs={"weights_only": False},
+            **{f"module__{k}": v for k, v in module_kwargs.items()},
+            **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
+        )
+        net.initialize()
+        self._n_features_flat = n_features
+        return net
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is "
+                "going to be clipped"
+            )
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    def _fit_lbfgs(self, X, targets, sample_weight):
+        net = self.net_
+        data = DeviceData(X, targets, sample_weight, net.torch_device, net.dtype)
+        loss, n_iter = net.run_lbfgs(data)
+        self._check_finite(loss)
+        self.n_iter_ = n_iter
+        self.t_ = X.shape[0]
+        self.loss_ = loss
+        if n_iter >= self.max_iter:
+            warnings.warn(
+                "lbfgs failed to converge after %d iteration(s) (status=1):\n"
+                "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT\n\n"
+                "Increase the number of iterations to improve the convergence "
+                "(max_iter=%d).\nYou might also want to scale the data as shown "
+                "in:\n    https://scikit-learn.org/stable/modules/preprocessing.html"
+                % (n_iter, self.max_iter),
+                ConvergenceWarning,
+            )
+
+    def _check_finite(self, loss):
+        if not np.isfinite(loss):
+            raise ValueError(
+                f"The training loss became {loss} at epoch {self.n_iter_ + 1}: the "
+                "network diverged. Lower learning_rate_init, scale X (for "
+                "example with MinMaxScaler or StandardScaler) or increase alpha."
+            )
+
+    def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
+        net = self.net_
+        device, dtype = net.torch_device, net.dtype
+        val = None
+        if self.early_stopping:
+            stratify = targets if self._stratify() else None
+            parts = train_test_split(
+                X,
+                targets,
+                *([sample_weight] if sample_weight is not None else []),
+                random_state=seed,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X, X_val, targets, y_val = parts[:4]
+            sample_weight, w_val = (parts[4], parts[5]) if len(parts) > 4 else (None, None)
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+            val = (X_val, y_val, w_val)
+
+        n_samples = X.shape[0]
+        net.batch_size = self._batch_size(n_samples)
+        data = DeviceData(X, targets, sample_weight, device, dtype)
+        net._generator = net.new_generator(seed)
+        if not incremental:
+            self.n_iter_ = 0
+            self._no_improvement_count = 0
+            self._set_lr(self.learning_rate_init)
+
+        for _ in range(1 if incremental else self.max_iter):
+            start = time.perf_counter()
+            loss = net.run_epoch(data)
+            self._check_finite(loss)
+            self.n_iter_ += 1
+            self.loss_ = loss
+            self.t_ += n_samples
+            self.loss_curve_.append(loss)
+            self._update_no_improvement_count(val)
+            if self.verbose:
+                self._print_epoch(time.perf_counter() - start)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                self._set_lr(self.learning_rate_init / (self.t_ + 1) ** self.power_t)
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if self.early_stopping else "Training loss"
+                msg = (
+                    f"{what} did not improve more than tol={self.tol:f} for "
+                    f"{self.n_iter_no_change} consecutive epochs."
+                )
+                if self._trigger_stopping(msg):
+                    break
+                self._no_improvement_count = 0
+            if not incremental and self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                    "optimization hasn't converged yet." % self.max_iter,
+                    ConvergenceWarning,
+                )
+        if self.early_stopping:
+            net.module_.load_state_dict(self._best_state)
+            del self._best_state
+
+    def _stratify(self):
+        return False
+
+    def _current_lr(self):
+        return self.net_.optimizer_.param_groups[0]["lr"]
+
+    def _set_lr(self, lr):
+        groups = self.net_.optimizer_.param_groups
+        if groups[0]["lr"] != lr:
+            for group in groups:
+                group["lr"] = lr
+            # a captured graph holds the old learning rate
+            self.net_.reset_graphs()
+
+    def _trigger_stopping(self, msg):
+        """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 first."""
+        lr = self._current_lr()
+        if self.solver == "sgd" and self.learning_rate == "adaptive" and lr > 1e-6:
+            self._set_lr(lr / 5.0)
+            if self.verbose:
+                print(msg + " Learning rate set to %f" % (lr / 5.0))
+            return False
+        if self.verbose:
+            print(msg + " Stopping.")
+        return True
+
+    def _update_no_improvement_count(self, val):
+        if val is not None:
+            X_val, y_val, w_val = val
+            score = self._validation_score(self.net_.forward_raw(X_val), y_val, w_val)
+            self.validation_scores_.append(score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_state = {
+                    k: v.detach().clone() for k, v in self.net_.module_.state_dict().items()
+                }
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _print_epoch(self, seconds):
+        line = f"Epoch {self.n_iter_}/{self.max_iter} - loss: {self.loss_:.6f}"
+        if self.validation_scores_:
+            line += f" - validation score: {self.validation_scores_[-1]:.4f}"
+        print(f"{line} - {seconds:.3f}s", flush=True)
+
+    def _export_weights(self):
+        """``coefs_`` / ``intercepts_`` as scikit-learn's (dense layers)."""
+        linear = [m for m in self.net_.module_.modules() if isinstance(m, torch.nn.Linear)]
+        self.coefs_ = [m.weight.detach().T.cpu().to(torch.float64).numpy() for m in linear]
+        self.intercepts_ = [m.bias.detach().cpu().to(torch.float64).numpy() for m in linear]
+
+    # -- prediction -----------------------------------------------------------------
+
+    def _raw_output(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self.net_.forward_raw(X)
+
+    def _forward(self, X):
+        """Network output after the output activation, as float64."""
+        raw = self._raw_output(X)
+        if self.out_activation_ == "softmax":
+            return softmax(raw, axis=1)
+        if self.out_activation_ == "logistic":
+            return expit(raw)
+        if self.out_activation_ == "exp":
+            return np.exp(raw)
+        return raw
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class _ClassifierNet(_BaseNet):
+    """Label handling shared by the classifiers."""
+
+    def _validate_Xy(self, X, y, reset):
+        X, y = super()._validate_Xy(X, y, reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        return X, y
+
+    def _stratify(self):
+        return self.out_activation_ == "softmax" or self.n_outputs_ == 1
+
+    def _encode_targets(self, y, first_call, classes=None):
+        if first_call and classes is None:
+            lb = LabelBinarizer().fit(y)
+            if len(lb.classes_) < 2 and lb.y_type_ != "multilabel-indicator":
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in "
+                    f"the data, but the data contains only one class: "
+                    f"{lb.classes_[0]!r}"
+                )
+            self._label_binarizer = lb
+            self.classes_ = lb.classes_
+        elif first_call:
+            self._label_binarizer = LabelBinarizer().fit(classes)
+            self.classes_ = self._label_binarizer.classes_
+            self._check_labels_known(unique_labels(y))
+        else:
+            labels = unique_labels(y)
+            if self.warm_start and set(labels) != set(self.classes_):
+                raise ValueError(
+                    "warm_start can only be used where `y` has the same classes as "
+                    f"in the previous call to fit. Previously got {self.classes_}, "
+                    f"`y` has {labels}"
+                )
+            self._check_labels_known(labels)
+        lb = self._label_binarizer
+        Y = lb.transform(y)
+        if lb.y_type_ == "multiclass":
+            return Y.argmax(axis=1).astype(np.int64), "log_loss", "softmax", Y.shape[1]
+        return Y.astype(np.float64), "binary_log_loss", "logistic", Y.shape[1]
+
+    def _check_labels_known(self, labels):
+        unknown = np.setdiff1d(labels, self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                f"{self.classes_}. 'y' has {labels}."
+            )
+
+    def _indicator(self, raw):
+        if self.out_activation_ == "softmax":
+            indicator = np.zeros(raw.shape, dtype=int)
+            indicator[np.arange(raw.shape[0]), raw.argmax(axis=1)] = 1
+            return indicator
+        return (raw > 0).astype(int)
+
+    def _validation_score(self, raw, y, w):
+        pred = self._indicator(raw)
+        if self.out_activation_ == "softmax":
+            pred = pred.argmax(axis=1)
+        return accuracy_score(y, pred.astype(y.dtype), sample_weight=w)
+
+    def predict(self, X):
+        """Predict the class labels of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted labels, from ``classes_``; a 0/1 indicator matrix
+            in multilabel classification.
+        """
+        indicator = self._indicator(self._raw_output(X))
+        return self._label_binarizer.inverse_transform(indicator)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The probability of each class, in the order of ``classes_``. In
+            multilabel classification, the probability of each label.
+        """
+        proba = self._forward(X)
+        if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            proba = np.hstack([1 - proba, proba])
+        return proba
+
+    def predict_log_proba(self, X):
+        """Logarithm of the probability estimates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``.
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            All the classes that can appear in the calls to ``partial_fit``.
+            Required on the first call, ignored afterwards.
+
+        Returns
+        -------
+        self : object
+            The trained model.
+        """
+        first = _check_partial_fit_first_call(self, classes)
+        if first and hasattr(self, "net_"):
+            del self.net_
+        return self._fit(
+            X, y, sample_weight=sample_weight, incremental=True, classes=classes if first else None
+        )
+
+
+class _RegressorNet(_BaseNet):
+    """Target handling shared by the regressors."""
+
+    def _validate_Xy(self, X, y, reset):
+        X, y = validate_data(
+            self, X, y, multi_output=True, y_numeric=True, dtype=_FLOAT_DTYPES, reset=reset
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _encode_targets(self, y, first_call, classes=None):
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for Poisson "
+                "regression."
+            )
+        y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
+        out = "exp" if self.loss == "poisson" else "identity"
+        if not first_call and y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[1]} outputs, but {type(self).__name__} was fitted "
+                f"with {self.n_outputs_}."
+            )
+        return y, self.loss, out, y.shape[1]
+
+    def _validation_score(self, raw, y, w):
+        pred = OUT_ACTIVATIONS[self.out_activation_](torch.from_numpy(raw)).numpy()
+        return r2_score(y, pred, sample_weight=w)
+
+    def predict(self, X):
+        """Predict using the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            The predicted values, 1-D when the model was fitted on 1-D y.
+        """
+        pred = self._forward(X)
+        return pred.ravel() if self.n_outputs_ == 1 else pred
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with a single epoch over the given data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The trained model.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.positive_only = self.loss == "poisson"
+        return tags

@@ -1,0 +1,311 @@
+"""Convolutional networks: ConvClassifier."""
+
+import math
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils._param_validation import Interval
+
+from ._base import _ClassifierNet
+from ._modules import ConvModule
+
+
+def _as_array_if_nested(X):
+    """Lists of lists of lists become arrays, so that their ndim is known."""
+    if isinstance(X, (list, tuple)):
+        return np.asarray(X)
+    return X
+
+
+class ConvClassifier(ClassifierMixin, _ClassifierNet):
+    """Convolutional neural network classifier for images and 1-D signals.
+
+    A small VGG-style network: conv blocks (``Conv -> BatchNorm -> ReLU ->
+    MaxPool``) followed by a dense head, trained with PyTorch through skorch
+    on the GPU when there is one. It takes flattened samples, so that it
+    works after ``MinMaxScaler`` in a :class:`~sklearn.pipeline.Pipeline`,
+    as well as image arrays.
+
+    **How X is read.** A 2-D X holds one flattened sample per row and
+    ``input_shape`` says how to unflatten it. With ``input_shape=None``, a
+    width that is a perfect square (64, 784, ...) is read as one-channel
+    square images, and any other width as a one-channel 1-D signal. A 3-D X
+    of shape ``(n, H, W)`` is read as one-channel images and a 4-D X of shape
+    ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D convolutions and
+    signals 1-D convolutions.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=None
+        Shape of one sample: ``(C, H, W)`` or ``(H, W)`` for images, ``(C, L)``
+        (with ``signal=True``) or ``(L,)`` for signals. None infers it as
+        described above. A shape that does not match X raises a ValueError.
+    filters : tuple of int, default=(32, 64)
+        Output channels of each conv block.
+    kernel_size : int, default=3
+        Side of the convolution kernels ('same' padding).
+    pool_size : int, default=2
+        Max-pooling window after each block (skipped once the feature map is
+        smaller than the window).
+    hidden_layer_sizes : tuple of int, default=(128,)
+        Units of the dense head's hidden layers.
+    activation : {'relu', 'gelu', 'tanh', 'logistic', ...}, default='relu'
+        Activation of conv blocks and dense layers.
+    batch_norm : bool, default=True
+        Batch normalisation after each convolution.
+    signal : bool, default=False
+        Read a 2-entry ``input_shape`` (or a 3-D X) as ``(C, L)`` signals
+        rather than ``(H, W)`` images.
+    solver : {'adam', 'sgd', 'lbfgs', 'rmsprop', 'adamw'}, default='adam'
+    alpha : float, default=0.0001
+        L2 penalty on the convolution kernels and dense weights.
+    batch_size : int or 'auto', default='auto'
+        ``'auto'`` is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+    learning_rate_init : float, default=0.001
+    power_t : float, default=0.5
+    max_iter : int, default=30
+        Maximum number of epochs. Lower than the MLPs' 200 because each epoch
+        of a convnet does more; the ``tol`` rule still stops earlier.
+    shuffle : bool, default=True
+    random_state : int, RandomState instance or None, default=None
+    tol : float, default=1e-4
+    verbose : bool or int, default=False
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+    validation_fraction : float, default=0.1
+    beta_1 : float, default=0.9
+    beta_2 : float, default=0.999
+    epsilon : float, default=1e-8
+    n_iter_no_change : int, default=10
+    max_fun : int, default=15000
+    dropout : float, default=0.0
+        Dropout probability in the dense head.
+    device : str or torch.device, default='auto'
+    precision : {'float32', 'float64', 'bfloat16'}, default='float32'
+        ``'bfloat16'`` runs the network under autocast (fastest on GPUs).
+
+    The training parameters mean what they mean in :class:`MLPClassifier`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    input_shape_ : tuple of int
+        The sample shape used: ``(C, H, W)`` or ``(C, L)``.
+    loss_ : float
+    best_loss_ : float or None
+    loss_curve_ : list of float
+    validation_scores_ : list of float or None
+    best_validation_score_ : float or None
+    t_ : int
+    coefs_ : list of ndarray
+        Weight matrices of the dense head, as in :class:`MLPClassifier`
+        (the convolution kernels are in ``net_.module_``).
+    intercepts_ : list of ndarray
+        Bias vectors of the dense head.
+    n_features_in_ : int
+        Number of values per sample.
+    n_iter_ : int
+    n_layers_ : int
+        Conv blocks plus dense layers plus the input layer.
+    n_outputs_ : int
+    out_activation_ : str
+    net_ : skorch.NeuralNet
+
+    See Also
+    --------
+    MLPClassifier : Fully connected network classifier.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import MinMaxScaler
+    >>> from sknets import ConvClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = make_pipeline(
+    ...     MinMaxScaler(),
+    ...     ConvClassifier(input_shape=(1, 8, 8), max_iter=5, random_state=0),
+    ... )
+    >>> clf.fit(X[:1000], y[:1000]).score(X[1000:], y[1000:]) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_ClassifierNet._parameter_constraints,
+        "input_shape": [tuple, list, None],
+        "filters": ["array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_norm": ["boolean"],
+        "signal": ["boolean"],
+        "random_shift": [Interval(Integral, 0, None, closed="left")],
+        "global_pool": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        input_shape=None,
+        filters=(32, 64),
+        kernel_size=3,
+        pool_size=2,
+        hidden_layer_sizes=(128,),
+        activation="relu",
+        *,
+        batch_norm=True,
+        signal=False,
+        random_shift=0,
+        global_pool=False,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=30,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=0.0,
+        device="auto",
+        precision="float32",
+    ):
+        self.input_shape = input_shape
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.batch_norm = batch_norm
+        self.signal = signal
+        self.random_shift = random_shift
+        self.global_pool = global_pool
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.device = device
+        self.precision = precision
+
+    # -- input shapes -----------------------------------------------------------------
+
+    def _normalize_shape(self, shape):
+        """``(C, H, W)`` for images, ``(C, L)`` for signals."""
+        shape = tuple(int(s) for s in shape)
+        if any(s <= 0 for s in shape) or not 1 <= len(shape) <= 3:
+            raise ValueError(
+                f"input_shape must be (C, H, W), (H, W), (C, L) or (L,) with positive "
+                f"entries, got {self.input_shape!r}."
+            )
+        if len(shape) == 1:
+            return (1, shape[0])
+        if len(shape) == 2 and not self.signal:
+            return (1, *shape)
+        return shape
+
+    def _sample_shape(self, X, reset):
+        """Flatten an n-D X; return it with the sample shape it implies."""
+        X = _as_array_if_nested(X)
+        nd_shape = None
+        if getattr(X, "ndim", 2) > 2:
+            nd_shape = self._normalize_shape(X.shape[1:])
+            X = X.reshape(X.shape[0], -1)
+        if not reset:
+            if nd_shape is not None and nd_shape != self.input_shape_:
+                raise ValueError(
+                    f"X has samples of shape {nd_shape}, but {type(self).__name__} "
+                    f"was fitted on samples of shape {self.input_shape_}."
+                )
+            return X, self.input_shape_
+        return X, nd_shape
+
+    def _resolve_input_shape(self, n_features, nd_shape):
+        if self.input_shape is not None:
+            shape = self._normalize_shape(self.input_shape)
+            if nd_shape is not None and nd_shape != shape:
+                raise ValueError(
+                    f"input_shape={tuple(self.input_shape)} does not match the "
+                    f"samples of X, of shape {nd_shape}."
+                )
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape={tuple(self.input_shape)} has {math.prod(shape)} "
+                    f"values per sample, but X has {n_features} features."
+                )
+            return shape
+        if nd_shape is not None:
+            return nd_shape
+        side = math.isqrt(n_features)
+        if side * side == n_features and not self.signal:
+            return (1, side, side)
+        return (1, n_features)
+
+    def _validate_Xy(self, X, y, reset):
+        X, nd_shape = self._sample_shape(X, reset)
+        X, y = super()._validate_Xy(X, y, reset)
+        if reset:
+            self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
+        return X, y
+
+    def _validate_X(self, X, reset):
+        X, _ = self._sample_shape(X, reset=False)
+        return super()._validate_X(X, reset)
+
+    # -- the network ------------------------------------------------------------------
+
+    def _build_module(self, input_shape, n_outputs, seed):
+        filters = [int(f) for f in np.atleast_1d(self.filters)]
+        if any(f <= 0 for f in filters):
+            raise ValueError(f"filters must be > 0, got {list(self.filters)}.")
+        self.n_layers_ = len(filters) + len(self._hidden_sizes()) + 2
+        return ConvModule, {
+            "input_shape": self.input_shape_,
+            "filters": tuple(filters),
+            "kernel_size": self.kernel_size,
+            "pool_size": self.pool_size,
+            "hidden_layer_sizes": tuple(self._hidden_sizes()),
+            "n_outputs": n_outputs,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+            "seed": seed,
+            "global_pool": self.global_pool,
+            "random_shift": 0 if self.solver == "lbfgs" else self.random_shift,
+        }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

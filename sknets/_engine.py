@@ -1,0 +1,687 @@
+"""The fast skorch net that trains every sknets estimator.
+
+:class:`FastNet` is a :class:`skorch.NeuralNet` whose data path is rewritten
+for speed and kept inside skorch's own seams:
+
+- ``get_dataset`` / ``get_iterator``: X, y and the sample weights move to the
+  device once per fit (:class:`DeviceData`); batches are slices of an
+  on-device permutation (:class:`DeviceBatches`), with no per-sample
+  ``DataLoader`` collation and no host-to-device copy per batch.
+- ``run_single_epoch``: the loss is accumulated on the device and read once
+  per epoch (one synchronisation per epoch, not one per batch). Per-epoch
+  history and the ``on_epoch_*`` callbacks work as in skorch; per-batch
+  history and ``on_batch_*`` notifications are skipped on purpose.
+- ``train_step``: on CUDA, each training step with a given batch size is
+  captured once as a CUDA graph and replayed (:class:`GraphedStep`); the last,
+  smaller batch of an epoch gets a graph of its own. Everywhere else (CPU,
+  L-BFGS, a schedule that changes the learning rate every epoch) the same
+  step runs eagerly.
+- ``infer``: prediction runs in large on-device chunks.
+
+The loss is scikit-learn's: the sample-weighted mean of the per-sample loss
+plus ``0.5 * alpha * ||W||^2 / sum(weights)`` over the weight matrices.
+"""
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer
+from torch import nn
+
+from ._modules import penalized_parameters
+
+# ----------------------------------------------------------------------------
+# Registries
+# ----------------------------------------------------------------------------
+
+
+def _cross_entropy(z, y):
+    return F.cross_entropy(z, y, reduction="none")
+
+
+def _binary_cross_entropy(z, y):
+    return F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1)
+
+
+def _half_squared_error(z, y):
+    return 0.5 * (z - y).square().mean(1)
+
+
+def _poisson(z, y):
+    # scikit-learn's Poisson deviance with the log link: the network outputs
+    # z = log(mu); xlogy(y, y) - y keeps the minimum at zero.
+    return (torch.xlogy(y, y) - y - y * z + torch.exp(z)).sum(1)
+
+
+def _absolute_error(z, y):
+    return (z - y).abs().mean(1)
+
+
+def _huber(z, y):
+    return F.huber_loss(z, y, reduction="none", delta=1.0).mean(1)
+
+
+#: Per-sample losses on the raw network output, by name.
+LOSSES = {
+    "log_loss": _cross_entropy,
+    "binary_log_loss": _binary_cross_entropy,
+    "squared_error": _half_squared_error,
+    "poisson": _poisson,
+    "absolute_error": _absolute_error,
+    "huber": _huber,
+}
+
+#: Output activations applied at prediction time, by scikit-learn's names.
+OUT_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "logistic": torch.sigmoid,
+    "softmax": lambda z: torch.softmax(z, dim=1),
+    "exp": torch.exp,
+}
+
+
+def _sgd(est):
+    nesterov = bool(est.nesterovs_momentum) and est.momentum > 0
+    return torch.optim.SGD, {"momentum": est.momentum, "nesterov": nesterov}
+
+
+def _adam(est):
+    return torch.optim.Adam, {"betas": (est.beta_1, est.beta_2), "eps": est.epsilon}
+
+
+def _adamw(est):
+    return torch.optim.AdamW, {
+        "betas": (est.beta_1, est.beta_2),
+        "eps": est.epsilon,
+        "weight_decay": est.alpha,
+    }
+
+
+def _rmsprop(est):
+    return torch.optim.RMSprop, {"alpha": 0.9, "eps": est.epsilon}
+
+
+def _lbfgs(est):
+    return torch.optim.LBFGS, {
+        "max_iter": est.max_iter,
+        "max_eval": est.max_fun,
+        "tolerance_grad": est.tol,
+        "tolerance_change": 1e-9 * est.tol,
+        "history_size": 10,
+        "line_search_fn": "strong_wolfe",
+    }
+
+
+#: Optimizers by name: each maps the estimator to ``(class, kwargs)``.
+SOLVERS = {
+    "sgd": _sgd,
+    "adam": _adam,
+    "adamw": _adamw,
+    "rmsprop": _rmsprop,
+    "lbfgs": _lbfgs,
+}
+
+#: Solvers with decoupled weight decay: ``alpha`` goes to the optimizer and
+#: is not added to the loss.
+DECOUPLED_DECAY = {"adamw"}
+
+#: Solvers whose optimizer has a fused kernel (CPU and CUDA); others use foreach.
+_FUSED = {"sgd", "adam", "adamw"}
+#: Solvers whose optimizer keeps a step counter and needs ``capturable=True``
+#: to be replayed as a CUDA graph.
+_CAPTURABLE = {"adam", "adamw", "rmsprop"}
+
+PRECISIONS = {
+    "float32": (torch.float32, None),
+    "float64": (torch.float64, None),
+    "bfloat16": (torch.float32, torch.bfloat16),
+}
+
+
+def resolve_device(device):
+    """Turn ``'auto'`` / a string / a :class:`torch.device` into a device.
+
+    Raises a :class:`ValueError` for a string torch does not know and for a
+    CUDA device when CUDA is not available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda' "
+            "or 'cuda:N'."
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this "
+            "machine; use device='auto' or 'cpu'."
+        )
+    return dev
+
+
+def optimizer_kwargs(est, device, graphed):
+    """The optimizer class and keyword arguments for an estimator."""
+    cls, kwargs = SOLVERS[est.solver](est)
+    if est.solver != "lbfgs":
+        if est.solver in _FUSED:
+            kwargs["fused"] = True
+        else:
+            kwargs["foreach"] = True
+        if graphed and est.solver in _CAPTURABLE:
+            kwargs["capturable"] = True
+    return cls, kwargs
+
+
+# ----------------------------------------------------------------------------
+# Loss
+# ----------------------------------------------------------------------------
+
+
+class WeightedLoss(nn.Module):
+    """Sample-weighted mean of a per-sample loss from :data:`LOSSES`.
+
+    With ``w=None`` it is the plain mean (fewer kernels per step).
+    """
+
+    def __init__(self, loss="squared_error"):
+        super().__init__()
+        self.loss = loss
+        self._fn = LOSSES[loss]
+
+    def forward(self, z, y, w=None):
+        if w is None:
+            return self._fn(z, y).mean()
+        return (self._fn(z, y) * w).sum() / w.sum()
+
+
+# ----------------------------------------------------------------------------
+# Data on the device
+# ----------------------------------------------------------------------------
+
+
+class DeviceData:
+    """X, y and sample weights held as tensors on one device.
+
+    ``y`` is either class indices (``int64``, shape ``(n,)``) or float targets
+    of shape ``(n, n_outputs)``. Weights that are all one are dropped
+    (``w is None``), so a fit with unit weights runs exactly the arithmetic
+    of a fit without weights, on the cheaper unweighted path.
+    """
+
+    def __init__(self, X, y, w, device, dtype):
+        self.X = _to_tensor(X, device, dtype)
+        if y is None:
+            self.y = None
+        elif y.dtype.kind in "iub" and y.ndim == 1:
+            self.y = _to_tensor(y, device, torch.int64)
+        else:
+            self.y = _to_tensor(y, device, dtype)
+        if w is not None and np.all(np.asarray(w) == 1):
+            w = None
+        self.w = None if w is None else _to_tensor(w, device, dtype)
+
+    def __len__(self):
+        return self.X.shape[0]
+
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.int64: np.int64}
+
+
+def _to_tensor(a, device, dtype):
+    # np.array copies, so read-only or memory-mapped input is never touched
+    return torch.from_numpy(np.array(a, dtype=_NUMPY_DTYPES[dtype])).to(device)
+
+
+class DeviceBatches:
+    """Iterates over index batches of a :class:`DeviceData`.
+
+    Every index batch is a slice of one permutation drawn on the device, so
+    an epoch costs one ``randperm`` and no host-to-device copy. The last
+    batch is smaller when ``batch_size`` does not divide the number of rows;
+    it is never dropped.
+    """
+
+    def __init__(self, data, batch_size, shuffle, generator):
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def order(self):
+        """This epoch's row order: a permutation drawn on the device."""
+        n = len(self.data)
+        device = self.data.X.device
+        if self.shuffle:
+            return torch.randperm(n, generator=self.generator, device=device)
+        return torch.arange(n, device=device)
+
+    def __iter__(self):
+        order = self.order()
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def __len__(self):
+        return math.ceil(len(self.data) / self.batch_size)
+
+
+# ----------------------------------------------------------------------------
+# Training steps
+# ----------------------------------------------------------------------------
+
+
+class StepGraphs:
+    """Runs a sequence of identical training steps, as CUDA graphs where it can.
+
+    ``body(idx)`` performs one whole step (forward, loss, backward,
+    optimizer update, loss accumulation) on the index tensor ``idx``; all
+    steps given to :meth:`run_steps` at once have the same index shape.
+
+    The first ``warmup`` steps run eagerly on a side stream (they initialise
+    cuBLAS and the optimizer state, and they are real training steps). After
+    that, ``chunk`` consecutive steps are captured once as one CUDA graph
+    that reads its indices from a fixed ``(chunk, *shape)`` buffer; every
+    later chunk copies its indices into that buffer and replays the graph.
+    One graph is kept per chunk shape, so an epoch needs at most three:
+    full chunks, a shorter last chunk, and the smaller last batch.
+
+    With ``capture=False`` the same steps run eagerly, one by one: the path
+    on CPUs and for L-BFGS, and how the logic is tested without CUDA.
+    """
+
+    def __init__(self, body, zero_grad, capture=True, warmup=3, chunk=16):
+        self.body = body
+        self.zero_grad = zero_grad
+        self.capture = capture
+        self.warmup = warmup
+        self.chunk = chunk
+        self.graphs = {}
+        self.n_steps = 0
+
+    def run_steps(self, steps):
+        """Run one step per leading row of ``steps``."""
+        if not self.capture:
+            for row in steps:
+                self.body(row)
+            return
+        i, n = 0, steps.shape[0]
+        while i < n:
+            if self.n_steps < self.warmup:
+                self._side_stream_step(steps[i])
+                i += 1
+                continue
+            k = min(self.chunk, n - i)
+            self._replay(steps[i : i + k])
+            i += k
+
+    def _side_stream_step(self, idx):
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            self.body(idx)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.n_steps += 1
+
+    def _replay(self, steps):
+        key = tuple(steps.shape)
+        entry = self.graphs.get(key)
+        if entry is None:
+            static = steps.clone()
+            graph = torch.cuda.CUDAGraph()
+            self.zero_grad()
+            with torch.cuda.graph(graph):
+                for row in static:
+                    self.body(row)
+            entry = self.graphs[key] = (graph, static)
+        graph, static = entry
+        static.copy_(steps)
+        graph.replay()
+        self.n_steps += key[0]
+
+
+class GraphedStep(StepGraphs):
+    """The training steps of one :class:`FastNet` over a :class:`DeviceData`."""
+
+    def __init__(self, net, data, accumulator, capture=True, warmup=3, chunk=16):
+        super().__init__(
+            self._body,
+            lambda: net.optimizer_.zero_grad(set_to_none=True),
+            capture=capture,
+            warmup=warmup,
+            chunk=chunk,
+        )
+        self.net = net
+        self.data = data
+        self.acc = accumulator
+
+    def _body(self, idx):
+        d = self.data
+        loss = self.net.step_on(d.X[idx], d.y[idx], None if d.w is None else d.w[idx])
+        self.acc.add_(loss, alpha=idx.shape[0])
+
+    def __call__(self, idx):
+        """One step on the rows ``idx``."""
+        self.run(idx, len(idx))
+
+    def run(self, order, batch_size):
+        """All the steps of one epoch over the rows in ``order``; the last,
+        smaller batch is run too, never dropped."""
+        n_full = order.shape[0] // batch_size
+        self.run_steps(order[: n_full * batch_size].view(n_full, batch_size))
+        if n_full * batch_size < order.shape[0]:
+            self.run_steps(order[n_full * batch_size :].view(1, -1))
+
+
+class FastNet(NeuralNet):
+    """skorch net with the on-device data path described in the module doc.
+
+    Beyond :class:`skorch.NeuralNet`'s parameters:
+
+    Parameters
+    ----------
+    alpha : float, default=0.0
+        L2 penalty on the weight matrices, scaled as in scikit-learn.
+    shuffle : bool, default=True
+        Shuffle the rows each epoch.
+    seed : int, default=0
+        Seed of the batch permutations.
+    precision : {'float32', 'float64', 'bfloat16'}, default='float32'
+        Dtype of the parameters; ``'bfloat16'`` keeps float32 parameters and
+        runs the forward pass under autocast.
+    cuda_graphs : bool, default=True
+        Capture training steps as CUDA graphs on CUDA devices.
+    """
+
+    def __init__(
+        self,
+        *args,
+        alpha=0.0,
+        shuffle=True,
+        seed=0,
+        precision="float32",
+        cuda_graphs=True,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.alpha = alpha
+        self.shuffle = shuffle
+        self.seed = seed
+        self.precision = precision
+        self.cuda_graphs = cuda_graphs
+
+    @property
+    def _default_callbacks(self):
+        # The train loss is recorded once per epoch by run_single_epoch, so
+        # skorch's per-batch PassthroughScoring and table printer are left out.
+        return [("epoch_timer", EpochTimer())]
+
+    # -- set-up ---------------------------------------------------------------
+
+    @property
+    def torch_device(self):
+        return torch.device(self.device)
+
+    @property
+    def dtype(self):
+        return PRECISIONS[self.precision][0]
+
+    def autocast(self):
+        amp = PRECISIONS[self.precision][1]
+        return torch.autocast(self.torch_device.type, dtype=amp, enabled=amp is not None)
+
+    def initialize_module(self):
+        super().initialize_module()
+        self.module_.to(self.dtype)
+        if self.torch_device.type == "cuda" and _is_conv(self.module_):
+            self.module_.to(memory_format=torch.channels_last)
+        return self
+
+    def _penalized(self):
+        if self.alpha == 0:
+            return []
+        return penalized_parameters(self.module_)
+
+    def new_generator(self, seed):
+        """A generator on the net's device, for the batch permutations."""
+        return torch.Generator(device=self.torch_device).manual_seed(int(seed))
+
+    # -- the step -------------------------------------------------------------
+
+    def _penalty(self, w, n_rows):
+        """``0.5 * alpha * ||W||^2 / sum(w)`` over the weight matrices."""
+        penalized = self._penalized()
+        sq = torch.stack(torch._foreach_norm(penalized)).square().sum()
+        return 0.5 * self.alpha * sq / (n_rows if w is None else w.sum())
+
+    def objective(self, z, y, w=None):
+        """scikit-learn's loss: (weighted) data loss plus the scaled L2 penalty."""
+        loss = self.criterion_(z.to(self.dtype), y, w)
+        if self._penalized():
+            loss = loss + self._penalty(w, z.shape[0])
+        return loss
+
+    def _decay_group(self):
+        """The optimizer's group of penalised weights, if the L2 gradient can
+        be left to its ``weight_decay`` (coupled decay is exactly the gradient
+        of the penalty), else None."""
+        groups = self.optimizer_.param_groups
+        if self.alpha == 0 or len(groups) != 2 or not groups[0].get("sknets_l2"):
+            return None
+        return groups[0]
+
+    def step_on(self, Xb, yb, wb=None):
+        """One optimisation step on a batch; returns the detached loss.
+
+        Without sample weights the L2 gradient goes through the optimizer's
+        fused weight decay (``alpha / batch_size``) and the penalty's value
+        is added to the reported loss outside autograd; with weights, the
+        penalty is differentiated with the loss.
+        """
+        self.optimizer_.zero_grad(set_to_none=True)
+        with self.autocast():
+            z = self.module_(Xb)
+        group = self._decay_group()
+        if group is not None and wb is None:
+            group["weight_decay"] = self.alpha / Xb.shape[0]
+            loss = self.criterion_(z.to(self.dtype), yb, None)
+            loss.backward()
+            with torch.no_grad():
+                # the penalty of the weights this batch was computed with
+                loss = loss.detach() + self._penalty(None, Xb.shape[0])
+            self.optimizer_.step()
+            return loss
+        if group is not None:
+            group["weight_decay"] = 0.0
+        loss = self.objective(z, yb, wb)
+        loss.backward()
+        self.optimizer_.step()
+        return loss.detach()
+
+    def train_step(self, batch, **fit_params):
+        """skorch's hook: ``batch`` is ``(X, y)`` or ``(X, y, w)`` tensors."""
+        Xb, yb, *rest = batch
+        self._set_training(True)
+        return {"loss": self.step_on(Xb, yb, rest[0] if rest else None), "y_pred": None}
+
+    def initialize_optimizer(self, triggered_directly=None):
+        """Two parameter groups: the penalised weight matrices, and the rest.
+
+        For coupled-L2 solvers the first group's ``weight_decay`` is set per
+        batch to ``alpha / batch_size`` (see :meth:`step_on`); for decoupled
+        ones (AdamW) it holds ``alpha`` and the second group has none.
+        """
+        args, kwargs = self.get_params_for_optimizer(
+            "optimizer", self.get_all_learnable_params()
+        )
+        if self.optimizer is torch.optim.LBFGS:
+            self.optimizer_ = self.optimizer(*args, **kwargs)
+            return self
+        params = list(self.module_.parameters())
+        weights = {id(p) for p in penalized_parameters(self.module_)}
+        decay = kwargs.pop("weight_decay", None)
+        groups = [
+            {"params": [p for p in params if id(p) in weights], "sknets_l2": decay is None},
+            {"params": [p for p in params if id(p) not in weights], "weight_decay": 0.0},
+        ]
+        if decay is not None:
+            groups[0]["weight_decay"] = decay
+        kwargs.pop("params", None)
+        self.optimizer_ = self.optimizer([g for g in groups if g["params"]], **kwargs)
+        return self
+
+    # -- epochs ---------------------------------------------------------------
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, DeviceData):
+            return X
+        y = None if y is None else np.asarray(y)
+        return DeviceData(X, y, None, self.torch_device, self.dtype)
+
+    def get_iterator(self, dataset, training=False):
+        if isinstance(dataset, DeviceData) and not training:
+            # skorch's own evaluation (predict_proba, forward_iter): (X, y) slices
+            return _EvalBatches(dataset, self.batch_size)
+        if isinstance(dataset, DeviceData):
+            return DeviceBatches(
+                dataset,
+                min(self.batch_size, len(dataset)),
+                shuffle=training and self.shuffle,
+                generator=self._generator,
+            )
+        return super().get_iterator(dataset, training=training)
+
+    def _stepper(self, data):
+        key = (id(data), self.optimizer_)
+        if getattr(self, "_stepper_key", None) != key:
+            capture = (
+                self.cuda_graphs
+                and self.torch_device.type == "cuda"
+                and not isinstance(self.optimizer_, torch.optim.LBFGS)
+            )
+            self._acc = torch.zeros((), dtype=self.dtype, device=self.torch_device)
+            self._step = GraphedStep(self, data, self._acc, capture=capture)
+            self._stepper_key = key
+        return self._step
+
+    def reset_graphs(self):
+        """Forget captured graphs (call after changing the learning rate)."""
+        self._stepper_key = None
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn=None, **fit_params):
+        """One pass over ``iterator``; records ``{prefix}_loss`` in the history.
+
+        The loss is summed on the device and read once, at the end.
+        """
+        if iterator is None:
+            return None
+        step = self._stepper(iterator.data)
+        self._set_training(training)
+        self._acc.zero_()
+        step.run(iterator.order(), iterator.batch_size)
+        loss = self._acc.item() / len(iterator.data)
+        self.history.record(f"{prefix}_loss", loss)
+        return loss
+
+    def run_epoch(self, data):
+        """One training epoch with the ``on_epoch_*`` notifications."""
+        self.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
+        loss = self.run_single_epoch(
+            self.get_iterator(data, training=True), training=True, prefix="train"
+        )
+        self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
+        return loss
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """Train for ``epochs`` epochs on ``X, y`` with the fast data path."""
+        self.check_training_readiness()
+        data = self.get_dataset(X, y)
+        self._generator = self.new_generator(self.seed)
+        for _ in range(self.max_epochs if epochs is None else epochs):
+            self.run_epoch(data)
+        return self
+
+    # -- L-BFGS -----------------------------------------------------------------
+
+    def run_lbfgs(self, data):
+        """Full-batch L-BFGS as scikit-learn runs it; returns (loss, n_iter)."""
+        self._set_training(True)
+
+        def full_loss():
+            with self.autocast():
+                z = self.module_(data.X)
+            return self.objective(z, data.y, data.w)
+
+        def closure():
+            self.optimizer_.zero_grad(set_to_none=True)
+            loss = full_loss()
+            loss.backward()
+            return loss
+
+        self.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
+        self.optimizer_.step(closure)
+        with torch.no_grad():
+            loss = float(full_loss())
+        self.history.record("train_loss", loss)
+        self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
+        state = self.optimizer_.state[self.optimizer_.param_groups[0]["params"][0]]
+        return loss, int(state.get("n_iter", 0))
+
+    # -- inference --------------------------------------------------------------
+
+    def forward_raw(self, X, chunk_rows=65536):
+        """Raw outputs for a numpy array, in large on-device chunks, as float64.
+
+        On the CPU a float32 network predicts through a float64 copy of
+        itself: float32 matrix products round differently for different
+        numbers of rows, and a sample's prediction must not depend on which
+        other samples are predicted with it (scikit-learn checks this).
+        """
+        self._set_training(False)
+        device = self.torch_device
+        module, dtype = self.module_, self.dtype
+        if device.type == "cpu" and dtype == torch.float32 and self.precision == "float32":
+            module, dtype = copy.deepcopy(module).to(torch.float64), torch.float64
+        outs = []
+        with torch.inference_mode(), self.autocast():
+            for start in range(0, max(len(X), 1), chunk_rows):
+                xb = _to_tensor(X[start : start + chunk_rows], device, dtype)
+                outs.append(module(xb).to(torch.float64))
+        return torch.cat(outs).cpu().numpy()
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, torch.Tensor) and not fit_params:
+            with self.autocast():
+                return self.module_(x.to(self.torch_device, self.dtype))
+        return super().infer(x, **fit_params)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for key in ("_generator", "_step", "_acc", "_stepper_key"):
+            state.pop(key, None)
+        return state
+
+
+class _EvalBatches:
+    """``(X, y)`` batch slices of a :class:`DeviceData`, in order."""
+
+    def __init__(self, data, batch_size):
+        self.data = data
+        self.batch_size = max(1, min(batch_size, len(data)))
+
+    def __iter__(self):
+        d = self.data
+        for start in range(0, len(d), self.batch_size):
+            stop = start + self.batch_size
+            yield d.X[start:stop], None if d.y is None else d.y[start:stop]
+
+    def __len__(self):
+        return math.ceil(len(self.data) / self.batch_size)
+
+
+def _is_conv(module):
+    return any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in module.modules())

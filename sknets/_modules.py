@@ -1,0 +1,233 @@
+"""Plain PyTorch modules built by the estimators, and the string registries.
+
+Nothing here knows about scikit-learn: a module takes the facts learnt from
+the data (input width, number of outputs) and the architecture parameters,
+and returns raw outputs (logits for classifiers, the linear predictor for
+regressors). The output activation is applied by the estimator at prediction
+time, and the matching loss works on the raw outputs for numerical stability.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+#: Hidden-layer activations by name. ``'logistic'`` is scikit-learn's name
+#: for the sigmoid; ``'sigmoid'`` is accepted as the Keras spelling.
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "logistic": nn.Sigmoid,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+def glorot_uniform_(weight, bias, activation, generator):
+    """Initialise a layer as scikit-learn's MLP does (Glorot uniform).
+
+    The bound is ``sqrt(6 / (fan_in + fan_out))``, or ``sqrt(2 / ...)`` for
+    the logistic activation; weights and biases are both drawn from it. For a
+    convolution, fans count the receptive field as Glorot and He do.
+    """
+    fan_out, fan_in = weight.shape[0], weight.shape[1]
+    receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
+    factor = 2.0 if activation in ("logistic", "sigmoid") else 6.0
+    bound = math.sqrt(factor / (fan_in * receptive + fan_out * receptive))
+    with torch.no_grad():
+        w = torch.empty(weight.shape, dtype=torch.float64)
+        w.uniform_(-bound, bound, generator=generator)
+        weight.copy_(w)
+        if bias is not None:
+            b = torch.empty(bias.shape, dtype=torch.float64)
+            b.uniform_(-bound, bound, generator=generator)
+            bias.copy_(b)
+
+
+class MLPModule(nn.Module):
+    """Fully connected network: ``Linear -> activation [-> Dropout]`` blocks.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input.
+    hidden_layer_sizes : tuple of int
+        Units of each hidden layer.
+    n_outputs : int
+        Width of the output layer (no output activation).
+    activation : str, default='relu'
+        Key of :data:`ACTIVATIONS`.
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation.
+    seed : int, default=0
+        Seed of the initialisation; the module is initialised on the CPU so
+        that the same seed gives the same weights on every device.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        hidden_layer_sizes,
+        n_outputs,
+        activation="relu",
+        dropout=0.0,
+        seed=0,
+    ):
+        super().__init__()
+        widths = [n_features, *hidden_layer_sizes, n_outputs]
+        self.layers = nn.ModuleList(
+            nn.Linear(fan_in, fan_out) for fan_in, fan_out in zip(widths, widths[1:])
+        )
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        generator = torch.Generator().manual_seed(int(seed))
+        for layer in self.layers:
+            glorot_uniform_(layer.weight, layer.bias, activation, generator)
+
+    def forward(self, X):
+        *hidden, last = self.layers
+        for layer in hidden:
+            X = self.dropout(self.activation(layer(X)))
+        return last(X)
+
+
+class ConvModule(nn.Module):
+    """Small VGG-style convolutional network with a dense head.
+
+    Each conv block is ``Conv -> [BatchNorm] -> activation -> MaxPool``; the
+    head is an :class:`MLPModule` on the flattened features, or on their
+    per-channel means with ``global_pool=True``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C, H, W)`` for images (2-D convolutions) or ``(C, L)`` for
+        signals (1-D convolutions).
+    filters : tuple of int
+        Output channels of each conv block.
+    kernel_size : int
+        Side of every convolution kernel (``'same'`` padding).
+    pool_size : int
+        Max-pooling window after each block; a block whose spatial size is
+        already smaller than the window is not pooled.
+    hidden_layer_sizes : tuple of int
+        Units of the dense head's hidden layers.
+    n_outputs : int
+        Width of the output layer.
+    activation : str, default='relu'
+    dropout : float, default=0.0
+        Dropout probability in the dense head.
+    batch_norm : bool, default=True
+    seed : int, default=0
+    global_pool : bool, default=False
+        Average each channel of the last feature map over its positions
+        before the head, instead of flattening it.
+    random_shift : int, default=0
+        Data augmentation in training mode only: every sample of a batch is
+        translated by its own random whole number of positions in
+        ``[-random_shift, random_shift]`` along each spatial axis, the edge
+        values filling the vacated border. The offsets are drawn from
+        torch's default generator on the input's device.
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        filters,
+        kernel_size,
+        pool_size,
+        hidden_layer_sizes,
+        n_outputs,
+        activation="relu",
+        dropout=0.0,
+        batch_norm=True,
+        seed=0,
+        global_pool=False,
+        random_shift=0,
+    ):
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.global_pool = bool(global_pool)
+        self.random_shift = int(random_shift)
+        ndim = len(self.input_shape) - 1
+        conv, norm, pool = {
+            1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d),
+            2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d),
+        }[ndim]
+        generator = torch.Generator().manual_seed(int(seed))
+        blocks = []
+        channels, spatial = self.input_shape[0], list(self.input_shape[1:])
+        for out_channels in filters:
+            layer = conv(
+                channels,
+                out_channels,
+                kernel_size,
+                padding=kernel_size // 2,
+                bias=not batch_norm,
+            )
+            glorot_uniform_(layer.weight, layer.bias, activation, generator)
+            blocks.append(layer)
+            # 'same' padding keeps the size for odd kernels; even ones grow by 1
+            spatial = [s + 2 * (kernel_size // 2) - kernel_size + 1 for s in spatial]
+            if batch_norm:
+                blocks.append(norm(out_channels))
+            blocks.append(ACTIVATIONS[activation]())
+            if pool_size > 1 and min(spatial) >= pool_size:
+                blocks.append(pool(pool_size))
+                spatial = [s // pool_size for s in spatial]
+            channels = out_channels
+        self.features = nn.Sequential(*blocks)
+        self.n_flat = channels if self.global_pool else channels * math.prod(spatial)
+        self.head = MLPModule(
+            self.n_flat,
+            hidden_layer_sizes,
+            n_outputs,
+            activation=activation,
+            dropout=dropout,
+            seed=int(torch.randint(2**31 - 1, (1,), generator=generator)),
+        )
+
+    def shift(self, X):
+        """``X`` of shape ``(N, C, *spatial)``, each sample randomly translated."""
+        s = self.random_shift
+        n, spatial = X.shape[0], X.shape[2:]
+        device = X.device
+        padded = nn.functional.pad(X, (s, s) * len(spatial), mode="replicate")
+        # one offset in [0, 2s] per sample and axis; offset s is no shift
+        offsets = torch.randint(0, 2 * s + 1, (len(spatial), n, 1), device=device)
+        ndim = X.dim()
+        index = [
+            torch.arange(n, device=device).view(-1, *[1] * (ndim - 1)),
+            torch.arange(X.shape[1], device=device).view(1, -1, *[1] * (ndim - 2)),
+        ]
+        for axis, size in enumerate(spatial):
+            pos = torch.arange(size, device=device) + offsets[axis]
+            shape = [n, *[1] * (ndim - 1)]
+            shape[2 + axis] = size
+            index.append(pos.view(shape))
+        return padded[tuple(index)]
+
+    def forward(self, X):
+        X = X.reshape(X.shape[0], *self.input_shape)
+        if self.training and self.random_shift > 0:
+            X = self.shift(X)
+        if X.is_cuda and X.dim() == 4:
+            X = X.contiguous(memory_format=torch.channels_last)
+        X = self.features(X)
+        X = X.mean(dim=tuple(range(2, X.dim()))) if self.global_pool else X.flatten(1)
+        return self.head(X)
+
+
+def penalized_parameters(module):
+    """Weights that the L2 penalty ``alpha`` applies to (no biases, no norms).
+
+    These are the parameters of dense and convolution layers whose name ends
+    in ``weight`` and that have at least two dimensions.
+    """
+    return [
+        p for name, p in module.named_parameters() if name.endswith("weight") and p.dim() >= 2
+    ]

@@ -1,0 +1,46 @@
+"""Small shared data sets and seeding for the tests."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+from sklearn.preprocessing import MinMaxScaler
+
+
+@pytest.fixture(autouse=True)
+def _seed_globals():
+    """Every test starts from the same global RNG state."""
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return MinMaxScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="session")
+def breast_cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return MinMaxScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="session")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return MinMaxScaler().fit_transform(X), y
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Run torch on one thread for the test, then restore the thread count.
+
+    The networks in the tests are tiny: one thread is faster than two, and
+    far faster when other processes share the cores (two busy-waiting intra-op
+    threads on two loaded cores slow every step down by an order of magnitude).
+    """
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)

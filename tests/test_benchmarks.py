@@ -1,0 +1,53 @@
+"""Smoke test of benchmarks/bench.py: the quick CPU run of W1 and W2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+IMPLS = ("sknets", "sklearn", "skorch")
+FLOORS = {"W1": 0.85, "W2": 0.9}
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    cmd = [
+        sys.executable,
+        str(BENCH),
+        "--quick",
+        "--device",
+        "cpu",
+        "--repeats",
+        "1",
+        "--workloads",
+        "W1,W2",
+        "--json",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| workload | implementation |" in proc.stdout
+    return json.loads(out.read_text())
+
+
+def test_quick_benchmark_has_every_cell(quick_results):
+    rows = {(r["workload"], r["impl"]): r for r in quick_results["results"]}
+    for workload, floor in FLOORS.items():
+        for impl in IMPLS:
+            row = rows[(workload, impl)]
+            assert row["error"] is None, (workload, impl, row["error"])
+            assert row["median_s"] > 0, (workload, impl)
+            assert row["score"] > floor, (workload, impl, row["score"])
+        assert rows[(workload, "sknets")]["ratio"] == pytest.approx(1.0)
+
+
+def test_quick_benchmark_metadata(quick_results):
+    meta = quick_results["meta"]
+    for key in ("date", "device", "python", "torch", "sklearn", "skorch", "sknets"):
+        assert meta[key]
+    assert meta["quick"] is True
+    assert meta["repeats"] == 1

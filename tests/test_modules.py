@@ -1,0 +1,185 @@
+"""Tests of sknets._modules: the plain PyTorch modules and the registries."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import erf, expit
+from torch import nn
+
+from sknets._modules import (
+    ACTIVATIONS,
+    ConvModule,
+    MLPModule,
+    glorot_uniform_,
+    penalized_parameters,
+)
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+# Each activation as an independent numpy formula.
+NUMPY_ACTIVATIONS = {
+    "identity": lambda x: x,
+    "logistic": expit,
+    "sigmoid": expit,
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+    "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))),
+    "silu": lambda x: x * expit(x),
+}
+
+
+def test_activation_registry_names():
+    assert set(ACTIVATIONS) == {
+        "identity",
+        "logistic",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+        "elu",
+        "gelu",
+        "silu",
+    }
+    for cls in ACTIVATIONS.values():
+        assert issubclass(cls, nn.Module)
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_ACTIVATIONS))
+def test_activation_registry_functions(name):
+    x = np.linspace(-3, 3, 13)
+    got = ACTIVATIONS[name]()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, NUMPY_ACTIVATIONS[name](x), rtol=1e-12, atol=1e-12)
+
+
+def test_mlp_module_layer_shapes():
+    module = MLPModule(n_features=5, hidden_layer_sizes=(7, 3), n_outputs=2)
+    linear = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linear] == [(7, 5), (3, 7), (2, 3)]
+    assert [tuple(m.bias.shape) for m in linear] == [(7,), (3,), (2,)]
+    out = module(torch.zeros(4, 5))
+    assert out.shape == (4, 2)
+
+
+def test_mlp_module_no_hidden_layer_is_linear():
+    module = MLPModule(n_features=4, hidden_layer_sizes=(), n_outputs=3)
+    X = torch.randn(6, 4)
+    (layer,) = module.layers
+    torch.testing.assert_close(module(X), X @ layer.weight.T + layer.bias)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "gelu"])
+def test_mlp_module_forward_matches_numpy(activation):
+    module = MLPModule(6, (5, 4), 3, activation=activation, seed=3).to(torch.float64)
+    X = np.random.default_rng(0).normal(size=(8, 6))
+    a = X
+    *hidden, last = module.layers
+    for layer in hidden:
+        W, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+        a = NUMPY_ACTIVATIONS[activation](a @ W.T + b)
+    expected = a @ last.weight.detach().numpy().T + last.bias.detach().numpy()
+    got = module(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "activation, factor", [("relu", 6.0), ("tanh", 6.0), ("logistic", 2.0), ("sigmoid", 2.0)]
+)
+def test_mlp_module_glorot_bounds(activation, factor):
+    module = MLPModule(60, (50, 40), 30, activation=activation, seed=1)
+    for layer in module.layers:
+        fan_out, fan_in = layer.weight.shape
+        bound = math.sqrt(factor / (fan_in + fan_out))
+        for param in (layer.weight, layer.bias):
+            values = param.detach().abs()
+            # float32 rounding may land one ulp past the float64 bound
+            assert values.max() <= bound * (1 + 1e-6)
+        # uniform over the whole interval: the extreme weights come close to the
+        # bound (and the tighter logistic bound is actually used)
+        assert layer.weight.detach().abs().max() > 0.95 * bound
+        # roughly centred and spread as U(-b, b): std = b / sqrt(3)
+        std = layer.weight.detach().std().item()
+        assert abs(std - bound / math.sqrt(3)) < 0.1 * bound
+
+
+def test_glorot_uniform_convolution_counts_receptive_field():
+    conv = nn.Conv2d(3, 8, kernel_size=5)
+    glorot_uniform_(conv.weight, conv.bias, "relu", torch.Generator().manual_seed(0))
+    bound = math.sqrt(6.0 / (3 * 25 + 8 * 25))
+    assert conv.weight.detach().abs().max() <= bound * (1 + 1e-6)
+    assert conv.weight.detach().abs().max() > 0.95 * bound
+
+
+def test_mlp_module_seed_reproducible():
+    a = MLPModule(10, (8,), 2, seed=42)
+    b = MLPModule(10, (8,), 2, seed=42)
+    c = MLPModule(10, (8,), 2, seed=43)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.layers[0].weight, c.layers[0].weight)
+
+
+def test_mlp_module_dropout_train_vs_eval():
+    module = MLPModule(20, (64,), 3, dropout=0.5, seed=0)
+    X = torch.rand(16, 20)
+    module.train()
+    assert not torch.equal(module(X), module(X))
+    module.eval()
+    torch.testing.assert_close(module(X), module(X), rtol=0, atol=0)
+    no_dropout = MLPModule(20, (64,), 3, dropout=0.0, seed=0).eval()
+    torch.testing.assert_close(module(X), no_dropout(X))
+
+
+def test_penalized_parameters_are_the_weight_matrices():
+    module = MLPModule(5, (4, 3), 2)
+    penalized = penalized_parameters(module)
+    expected = [layer.weight for layer in module.layers]
+    assert len(penalized) == len(expected)
+    assert all(any(p is e for e in expected) for p in penalized)
+
+
+def test_penalized_parameters_skip_batch_norm():
+    module = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, batch_norm=True)
+    penalized = penalized_parameters(module)
+    # one convolution kernel and two dense weight matrices; no biases, no norms
+    assert sorted(p.dim() for p in penalized) == [2, 2, 4]
+
+
+@pytest.mark.parametrize(
+    "input_shape, filters, n_flat",
+    [
+        # 8x8 -> pool 4x4 -> pool 2x2: 6 channels * 2 * 2
+        ((1, 8, 8), (4, 6), 24),
+        # length 30 -> 15 -> 7: 6 channels * 7
+        ((2, 30), (4, 6), 42),
+        # 8 -> 4 -> 2 -> 1, then the 1x1 map is not pooled any more
+        ((1, 8, 8), (4, 4, 4, 5), 5),
+    ],
+)
+def test_conv_module_output_shape(input_shape, filters, n_flat):
+    module = ConvModule(
+        input_shape,
+        filters=filters,
+        kernel_size=3,
+        pool_size=2,
+        hidden_layer_sizes=(8,),
+        n_outputs=3,
+    )
+    assert module.n_flat == n_flat
+    module.eval()
+    n_in = math.prod(input_shape)
+    out = module(torch.rand(5, n_in))
+    assert out.shape == (5, 3)
+    # unflattened samples give the same output
+    assert module(torch.rand(5, *input_shape)).shape == (5, 3)
+    assert module.features(torch.rand(5, *input_shape)).flatten(1).shape == (5, n_flat)
+
+
+def test_conv_module_seed_reproducible():
+    a = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, seed=5)
+    b = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, seed=5)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
