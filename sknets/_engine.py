@@ -24,6 +24,8 @@ plus ``0.5 * alpha * ||W||^2 / sum(weights)`` over the weight matrices.
 
 import copy
 import math
+import sys
+import time
 
 import numpy as np
 import torch
@@ -303,21 +305,26 @@ class StepGraphs:
         self.graphs = {}
         self.n_steps = 0
 
-    def run_steps(self, steps):
-        """Run one step per leading row of ``steps``."""
+    def run_steps(self, steps, progress=None):
+        """Run one step per leading row of ``steps``; ``progress(k)`` is
+        called after every ``k`` steps launched."""
         if not self.capture:
             for row in steps:
                 self.body(row)
+                if progress is not None:
+                    progress(1)
             return
         i, n = 0, steps.shape[0]
         while i < n:
             if self.n_steps < self.warmup:
                 self._side_stream_step(steps[i])
-                i += 1
-                continue
-            k = min(self.chunk, n - i)
-            self._replay(steps[i : i + k])
+                k = 1
+            else:
+                k = min(self.chunk, n - i)
+                self._replay(steps[i : i + k])
             i += k
+            if progress is not None:
+                progress(k)
 
     def _side_stream_step(self, idx):
         stream = torch.cuda.Stream()
@@ -372,9 +379,14 @@ class GraphedStep(StepGraphs):
         """All the steps of one epoch over the rows in ``order``; the last,
         smaller batch is run too, never dropped."""
         n_full = order.shape[0] // batch_size
-        self.run_steps(order[: n_full * batch_size].view(n_full, batch_size))
+        progress = self.net.progress
+        if progress is not None:
+            progress.start(math.ceil(order.shape[0] / batch_size))
+        self.run_steps(order[: n_full * batch_size].view(n_full, batch_size), progress)
         if n_full * batch_size < order.shape[0]:
-            self.run_steps(order[n_full * batch_size :].view(1, -1))
+            self.run_steps(order[n_full * batch_size :].view(1, -1), progress)
+        if progress is not None:
+            progress.close()
 
 
 class FastNet(NeuralNet):
@@ -633,6 +645,18 @@ class FastNet(NeuralNet):
 
     # -- inference --------------------------------------------------------------
 
+    #: a :class:`ProgressBar` while ``verbose=2`` trains, else None
+    progress = None
+
+    def data_loss(self, raw, y, w=None):
+        """The criterion, without the penalty, of numpy outputs ``raw``."""
+        z = torch.from_numpy(np.asarray(raw, dtype=np.float64))
+        y = np.asarray(y)
+        y = torch.from_numpy(y if y.dtype.kind in "iu" else y.astype(np.float64))
+        w = None if w is None else torch.from_numpy(np.asarray(w, dtype=np.float64))
+        with torch.no_grad():
+            return float(self.criterion_(z, y, w))
+
     def forward_raw(self, X, chunk_rows=65536):
         """Raw outputs for a numpy array, in large on-device chunks, as float64.
 
@@ -664,6 +688,62 @@ class FastNet(NeuralNet):
         for key in ("_generator", "_step", "_acc", "_stepper_key"):
             state.pop(key, None)
         return state
+
+    def __setstate__(self, state):
+        # skorch maps a CUDA net onto the CPU when there is no GPU
+        super().__setstate__(state)
+        if self.torch_device.type == "cpu":
+            self.cuda_graphs = False
+            for group in getattr(self.optimizer_, "param_groups", []):
+                if group.get("capturable"):
+                    # capturable optimizers need CUDA tensors; on a CPU
+                    # the same update is computed without it
+                    group["capturable"] = False
+
+
+class ProgressBar:
+    """A one-line progress bar over the batches of an epoch (``verbose=2``).
+
+    It draws only for long epochs: nothing until ``delay`` seconds have
+    passed, then at most every ``interval`` seconds, and it erases itself
+    when the epoch ends so that the epoch's summary line takes its place.
+    On a GPU it counts the steps launched, which run slightly ahead.
+    """
+
+    def __init__(self, label, stream=None, width=30, delay=0.5, interval=0.2):
+        self.label = label
+        self.stream = stream
+        self.width = width
+        self.delay = delay
+        self.interval = interval
+
+    def start(self, total):
+        self.total, self.done = total, 0
+        self.begin = self.last = time.perf_counter()
+        self.drawn = 0
+
+    def __call__(self, k):
+        self.done += k
+        now = time.perf_counter()
+        if now - self.begin >= self.delay and now - self.last >= self.interval:
+            self.last = now
+            self.draw()
+
+    def draw(self):
+        filled = self.width * self.done // max(self.total, 1)
+        bar = "=" * filled + (">" if filled < self.width else "") + "." * (self.width - filled - 1)
+        text = f"{self.label} {self.done}/{self.total} [{bar[: self.width]}]"
+        self._write("\r" + text)
+        self.drawn = len(text)
+
+    def close(self):
+        if self.drawn:
+            self._write("\r" + " " * self.drawn + "\r")
+
+    def _write(self, text):
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
 
 
 class _EvalBatches:

@@ -71,7 +71,10 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
         Training stops when the loss (or validation score) does not improve
         by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
     verbose : bool or int, default=False
-        Print one line per epoch.
+        ``1`` prints one line per epoch, as Keras' ``fit`` does: the training
+        loss, the validation loss and score when ``early_stopping=True``, and
+        the seconds taken. ``2`` adds a progress bar over the batches of
+        epochs that last longer than half a second. Quiet by default.
     warm_start : bool, default=False
         Reuse the previous solution as initialisation of the next ``fit``.
     momentum : float, default=0.9
@@ -126,7 +129,7 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
         Bias vectors, as numpy copies.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during fit, when X has string column
         names.
     n_iter_ : int
@@ -268,7 +271,10 @@ default='squared_error'
     tol : float, default=1e-4
         Tolerance of the stopping rule.
     verbose : bool or int, default=False
-        Print one line per epoch.
+        ``1`` prints one line per epoch, as Keras' ``fit`` does: the training
+        loss, the validation loss and score when ``early_stopping=True``, and
+        the seconds taken. ``2`` adds a progress bar over the batches of
+        epochs that last longer than half a second. Quiet by default.
     warm_start : bool, default=False
         Reuse the previous solution as initialisation of the next ``fit``.
     momentum : float, default=0.9
@@ -317,7 +323,7 @@ default='squared_error'
         Bias vectors, as numpy copies.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during fit, when X has string column
         names.
     n_iter_ : int

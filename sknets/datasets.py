@@ -15,7 +15,7 @@ from sklearn.datasets import get_data_home
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import StrOptions, validate_params
 
-__all__ = ["load_fashion_mnist"]
+__all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist"]
 
 #: Element types of the IDX format, by the third byte of the magic number.
 _IDX_DTYPES = {
@@ -33,7 +33,8 @@ _FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
-_CLASS_NAMES = np.array(
+#: The ten Fashion-MNIST classes, by label.
+FASHION_MNIST_CLASSES = np.array(
     [
         "T-shirt/top",
         "Trouser",
@@ -173,10 +174,10 @@ def _load_part(folder, kind):
             f"{images_file} has {images.shape[0]} images but {labels_file} has "
             f"{labels.shape[0]} labels."
         )
-    if labels.size and labels.max() >= len(_CLASS_NAMES):
+    if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
         raise ValueError(
             f"{labels_file} has label {int(labels.max())}; Fashion-MNIST labels are 0 to "
-            f"{len(_CLASS_NAMES) - 1}."
+            f"{len(FASHION_MNIST_CLASSES) - 1}."
         )
     return images, labels, [str(images_file), str(labels_file)]
 
@@ -306,7 +307,7 @@ def load_fashion_mnist(data_home=None, *, kind="train", return_X_y=False, dtype=
         data=data,
         target=target,
         images=data.reshape(-1, *_IMAGE_SHAPE),
-        target_names=_CLASS_NAMES.copy(),
+        target_names=FASHION_MNIST_CLASSES.copy(),
         feature_names=[f"pixel{i}" for i in range(1, data.shape[1] + 1)],
         filenames=[name for p in parts for name in p[2]],
         DESCR=_DESCR,

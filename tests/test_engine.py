@@ -395,3 +395,50 @@ def test_fastnet_predict_proba_on_numpy(blobs):
     # a plain NeuralNet with a custom criterion returns the module output
     np.testing.assert_allclose(proba, logits.numpy(), rtol=1e-5)
     np.testing.assert_allclose(net.predict(X), proba)
+
+
+def test_progress_bar_draws_after_its_delay_and_erases_itself():
+    import io
+
+    from sknets._engine import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar("Epoch 1/3", stream=stream, width=10, delay=0, interval=0)
+    bar.start(4)
+    bar(1)
+    bar(2)
+    assert stream.getvalue().endswith("\rEpoch 1/3 3/4 [=======>..]")
+    bar(1)
+    assert stream.getvalue().endswith("\rEpoch 1/3 4/4 [==========]")
+    bar.close()
+    assert stream.getvalue().endswith("\r" + " " * len("Epoch 1/3 4/4 [==========]") + "\r")
+
+    quiet = io.StringIO()
+    slow = ProgressBar("Epoch 1/3", stream=quiet, delay=60)
+    slow.start(4)
+    slow(4)
+    slow.close()
+    assert quiet.getvalue() == ""  # a short epoch draws nothing
+
+
+def test_a_cuda_net_loaded_on_a_cpu_can_train_again(breast_cancer):
+    """A model fitted on a GPU (graphs, capturable optimizer) is loaded on a
+    machine without one: skorch maps it to the CPU, and sknets turns off
+    what only works on CUDA, so that partial_fit still runs."""
+    import pickle
+
+    from sknets import MLPClassifier
+
+    X, y = breast_cancer
+    # rmsprop: a foreach optimizer, which refuses CPU tensors when capturable
+    clf = MLPClassifier(max_iter=2, random_state=0, device="cpu", solver="rmsprop").fit(X, y)
+    # what a fit on CUDA leaves behind, minus the CUDA tensors
+    clf.net_.cuda_graphs = True
+    for group in clf.net_.optimizer_.param_groups:
+        group["capturable"] = True
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert loaded.net_.cuda_graphs is False
+    assert not any(g["capturable"] for g in loaded.net_.optimizer_.param_groups)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    loaded.partial_fit(X, y)
+    assert loaded.n_iter_ == 3

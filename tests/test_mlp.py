@@ -111,7 +111,8 @@ def _np_forward(est, X, activation):
 def _raised_outside_torch(excinfo):
     """The error is raised by sknets / scikit-learn code, not by torch."""
     path = str(excinfo.traceback[-1].path)
-    assert "torch" not in re.split(r"[\\/]", path), path
+    package = re.split(r"[\\/]site-packages[\\/]", path)[-1]  # a venv may be named torch
+    assert re.split(r"[\\/]", package)[0] not in ("torch", "skorch"), path
 
 
 # ---------------------------------------------------------------------------
@@ -1159,3 +1160,44 @@ def test_verbose_zero_prints_nothing(Est, capsys, breast_cancer, regression):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == ""
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_verbose_shows_validation_loss_and_score(Est, capsys, breast_cancer, regression):
+    X, y = _data_for(Est, breast_cancer, regression)
+    est = Est(**_fast(max_iter=3, verbose=1, early_stopping=True)).fit(X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    epoch_lines = [line for line in lines if line.startswith("Epoch")]
+    assert len(epoch_lines) == est.n_iter_
+    for line, score in zip(epoch_lines, est.validation_scores_):
+        match = re.search(r"validation loss: ([0-9.eE+-]+) - validation score: ([0-9.eE+-]+)", line)
+        assert match, line
+        assert float(match.group(1)) >= 0
+        np.testing.assert_allclose(float(match.group(2)), score, atol=1e-4)
+
+
+def test_verbose_2_draws_a_progress_bar(capsys, monkeypatch, breast_cancer):
+    from sknets import _engine
+
+    # a long epoch, made long by drawing at once and on every step
+    monkeypatch.setattr(_engine.ProgressBar, "__init__", _eager_bar_init)
+    X, y = breast_cancer
+    est = MLPClassifier(**_fast(max_iter=2, verbose=2, batch_size=100)).fit(X, y)
+    out = capsys.readouterr().out
+    n_batches = int(np.ceil(len(X) / 100))
+    assert f"\rEpoch 1/2 {n_batches}/{n_batches} [{'=' * 30}]" in out
+    assert "\rEpoch 2/2 1/6 [=====>" in out
+    # the bar erases itself: each epoch ends with its summary line
+    summaries = [line.split("\r")[-1] for line in out.split("\n") if line]
+    assert [s.split(" - ")[0] for s in summaries] == ["Epoch 1/2", "Epoch 2/2"]
+    assert est.n_iter_ == 2
+
+
+def _eager_bar_init(self, label, stream=None, width=30, delay=0.5, interval=0.2):
+    self.label, self.stream, self.width, self.delay, self.interval = label, stream, width, 0, 0
+
+
+def test_verbose_1_draws_no_progress_bar(capsys, breast_cancer):
+    X, y = breast_cancer
+    MLPClassifier(**_fast(max_iter=2, verbose=1, batch_size=10)).fit(X, y)
+    assert "\r" not in capsys.readouterr().out

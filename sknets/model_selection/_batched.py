@@ -16,11 +16,13 @@ those of separate fits up to floating-point rounding (tested in float64).
 """
 
 import math
+import warnings
 from collections import defaultdict
 
 import numpy as np
 import torch
 
+from .._base import SMALL_STEP, intra_op_threads
 from .._engine import LOSSES, StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
 from .._modules import ACTIVATIONS
@@ -68,11 +70,18 @@ def resolved_batch_size(est, n_rows):
     return min(200, n_rows) if est.batch_size == "auto" else min(est.batch_size, n_rows)
 
 
-def _structure(est, n_rows, n_features, targets):
+def _structure(est, n_rows, n_features, targets, pad):
     """Members with equal structure keys train together."""
     params = est.get_params(deep=False)
     shared = tuple(sorted((k, repr(v)) for k, v in params.items() if k not in PER_MEMBER))
+    device = est.net_.torch_device
+    if pad is None:
+        # a GPU runs padded members in parallel for free; on a CPU padding
+        # is real work, so there only members of equal widths train together
+        pad = device.type == "cuda"
+    widths = () if pad else tuple(est._hidden_sizes())
     return (
+        widths,
         type(est).__name__,
         shared,
         len(est._hidden_sizes()),
@@ -97,11 +106,15 @@ class Member:
         self.slot = slot
 
 
-def train_members(members, chunk_members=None):
-    """Train every member; results are written into each member's estimator."""
+def train_members(members, chunk_members=None, pad=None):
+    """Train every member; results are written into each member's estimator.
+
+    Returns the number of batched networks. ``pad`` says whether members of
+    different hidden widths share a network (padded); None: on CUDA only.
+    """
     groups = defaultdict(list)
     for m in members:
-        groups[_structure(m.est, len(m.X), m.X.shape[1], m.targets)].append(m)
+        groups[_structure(m.est, len(m.X), m.X.shape[1], m.targets, pad)].append(m)
     for group in groups.values():
         size = chunk_members or _members_per_chunk(group)
         for start in range(0, len(group), size):
@@ -131,7 +144,15 @@ def max_widths(group):
 
 
 class _BatchedGroup:
-    """Members of one structure, trained as one network."""
+    """Members of one structure, trained as one network.
+
+    All parameters of all members live in one ``(M, P)`` tensor (and their
+    gradients in another), so that the optimizer update is a handful of
+    kernels whatever the depth; each layer's weights are views into it.
+    scikit-learn's stopping rule runs on the device too, so an epoch needs
+    no synchronisation: the per-epoch losses are read once, at the end (on
+    CUDA) or once per epoch (on CPUs, where reading is free).
+    """
 
     def __init__(self, members):
         self.members = members
@@ -150,13 +171,14 @@ class _BatchedGroup:
         slots, slot_of = {}, []
         for m in members:
             slot_of.append(slots.setdefault(m.slot, (len(slots), m))[0])
-        self.n_rows = torch.tensor([len(m.X) for m in members], device=device)
         self.n_list = [len(m.X) for m in members]
+        self.n_rows = torch.tensor(self.n_list, dtype=torch.float64, device=device)
         n_max = max(self.n_list)
         n_feat = first.X.shape[1]
         Xs = torch.zeros((len(slots), n_max, n_feat), dtype=dtype)
         t0 = first.targets
-        Ys = torch.zeros((len(slots), n_max, *t0.shape[1:]), dtype=torch.int64 if t0.dtype.kind in "iu" else dtype)
+        y_dtype = torch.int64 if t0.dtype.kind in "iu" else dtype
+        Ys = torch.zeros((len(slots), n_max, *t0.shape[1:]), dtype=y_dtype)
         for index, m in slots.values():
             Xs[index, : len(m.X)] = torch.as_tensor(np.asarray(m.X, dtype=np.float64), dtype=dtype)
             Ys[index, : len(m.X)] = torch.as_tensor(m.targets).to(Ys.dtype)
@@ -166,29 +188,53 @@ class _BatchedGroup:
         self.batch = resolved_batch_size(first.est, len(first.X))
         self.steps = math.ceil(n_max / self.batch)
 
-        # --- parameters, padded; copied from each member's initialised net
+        # --- parameters: flat (M, P), padded; copied from each member's net
         hidden = max_widths(members)
         widths = [n_feat, *hidden, est0.n_outputs_]
-        self.W, self.b, self.masks = [], [], []
-        for layer, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
-            W = torch.zeros((M, fan_in, fan_out), dtype=dtype)
-            b = torch.zeros((M, 1, fan_out), dtype=dtype)
+        self.layout, P = [], 0
+        for fan_in, fan_out in zip(widths, widths[1:]):
+            self.layout.append((P, fan_in, fan_out))
+            P += fan_in * fan_out + fan_out
+        flat = torch.zeros((M, P), dtype=dtype)
+        decayed = torch.zeros(P, dtype=dtype)  # 1 on weight matrices, 0 on biases
+        masks = []
+        for layer, (off, fan_in, fan_out) in enumerate(self.layout):
+            W = flat[:, off : off + fan_in * fan_out].view(M, fan_in, fan_out)
+            b = flat[:, off + fan_in * fan_out : off + fan_in * fan_out + fan_out]
+            decayed[off : off + fan_in * fan_out] = 1
             mask = torch.zeros((M, 1, fan_out), dtype=dtype)
             for i, m in enumerate(members):
                 lin = m.est.net_.module_.layers[layer]
                 W[i, : lin.in_features, : lin.out_features] = lin.weight.detach().T.cpu()
-                b[i, 0, : lin.out_features] = lin.bias.detach().cpu()
+                b[i, : lin.out_features] = lin.bias.detach().cpu()
                 mask[i, 0, : lin.out_features] = 1
-            self.W.append(W.to(device).requires_grad_())
-            self.b.append(b.to(device).requires_grad_())
-            self.masks.append(mask.to(device))
-        self.params = [p for pair in zip(self.W, self.b) for p in pair]
+            masks.append(mask.to(device))
+        self.masks = masks
+        self.flat = flat.to(device)
+        self.grad = torch.zeros_like(self.flat)
+        self.decayed = decayed.to(device)
+        # leaves that share the flat storage; their gradients are views of
+        # self.grad, into which autograd accumulates in place
+        self.W, self.b = [], []
+        for off, fan_in, fan_out in self.layout:
+            end = off + fan_in * fan_out
+            for dest, view, gview in (
+                (self.W, self.flat[:, off:end].view(M, fan_in, fan_out),
+                 self.grad[:, off:end].view(M, fan_in, fan_out)),
+                (self.b, self.flat[:, end : end + fan_out].view(M, 1, fan_out),
+                 self.grad[:, end : end + fan_out].view(M, 1, fan_out)),
+            ):
+                leaf = view.detach().requires_grad_()
+                leaf.grad = gview
+                dest.append(leaf)
 
-        # --- per-member settings
-        def per(name):
+        # --- per-member settings, as (M, 1) columns
+        def per(name, dtype=dtype):
             values = [float(getattr(m.est, name)) for m in members]
-            return torch.tensor(values, dtype=dtype, device=device)
+            return torch.tensor(values, dtype=dtype, device=device)[:, None]
 
+        self.lr_init = per("learning_rate_init", torch.float64)[:, 0]
+        self.lr64 = self.lr_init.clone()
         self.lr = per("learning_rate_init")
         self.alpha = per("alpha")
         self.beta1, self.beta2, self.eps = per("beta_1"), per("beta_2"), per("epsilon")
@@ -196,24 +242,34 @@ class _BatchedGroup:
         self.nesterov = torch.tensor(
             [bool(m.est.nesterovs_momentum) and m.est.momentum > 0 for m in members],
             device=device,
-        )
-        self.active = torch.ones(M, dtype=dtype, device=device)
-        self.step_count = torch.zeros(M, dtype=dtype, device=device)
-        self.state1 = [torch.zeros_like(p) for p in self.params]
-        self.state2 = [torch.zeros_like(p) for p in self.params]
+        )[:, None]
+        self.live = torch.ones((M, 1), dtype=dtype, device=device)
+        self.step_count = torch.zeros((M, 1), dtype=dtype, device=device)
+        self.state1 = torch.zeros_like(self.flat)
+        self.state2 = torch.zeros_like(self.flat)
         self.acc = torch.zeros(M, dtype=dtype, device=device)
-        self.generators = [
-            torch.Generator(device=device).manual_seed(int(m.seed)) for m in members
-        ]
-        capture = device.type == "cuda" and self.schedule != "invscaling"
+
+        # --- scikit-learn's stopping rule, on the device, in float64
+        f64 = dict(dtype=torch.float64, device=device)
+        self.tol = per("tol", torch.float64)[:, 0]
+        self.patience = per("n_iter_no_change", torch.float64)[:, 0]
+        self.max_iter = per("max_iter", torch.float64)[:, 0]
+        self.power_t = per("power_t", torch.float64)[:, 0]
+        self.best = torch.full((M,), math.inf, **f64)
+        self.no_improvement = torch.zeros(M, **f64)
+        self.n_iter = torch.zeros(M, **f64)
+        self.running = torch.ones(M, dtype=torch.bool, device=device)
+        self.max_epochs = max(m.est.max_iter for m in members)
+        self.curve = torch.zeros((self.max_epochs, M), **f64)
+
+        # batch orders: one CPU generator per member, seeded as its separate
+        # fit's, drawn on the host and copied to the device once per epoch
+        self.generators = [torch.Generator().manual_seed(int(m.seed)) for m in members]
+        capture = device.type == "cuda"
         self.runner = StepGraphs(self._body, self._zero_grad, capture=capture)
 
     def _zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def _view(self, t, like):
-        return t.view(-1, *([1] * (like.dim() - 1)))
+        self.grad.zero_()
 
     def _body(self, idx):
         """One step of every member on its rows ``idx[m]`` (-1 = padding)."""
@@ -233,74 +289,117 @@ class _BatchedGroup:
         n_valid = validf.sum(1)
         safe_n = n_valid.clamp(min=1)
         member_loss = (per_row.view(M, B) * validf).sum(1) / safe_n
-        member_loss.sum().backward()
+        with warnings.catch_warnings():
+            # the leaves are strided views of the flat parameters, on purpose:
+            # autograd warns that their layout is not dense
+            warnings.filterwarnings("ignore", message="grad and param do not obey")
+            member_loss.sum().backward()
         with torch.no_grad():
-            sq = sum(W.square().sum(dim=(1, 2)) for W in self.W)
-            penalty = 0.5 * self.alpha * sq / safe_n
-            self.acc.add_((member_loss.detach() + penalty) * n_valid)
-            live = self.active * (n_valid > 0).to(self.dtype)
-            self._update(live, self.alpha / safe_n)
+            decay = self.alpha / safe_n[:, None]
+            sq = (self.flat.square() * self.decayed).sum(1)
+            self.acc.add_((member_loss.detach() + 0.5 * decay[:, 0] * sq) * n_valid)
+            live = self.live * (n_valid > 0).to(self.dtype)[:, None]
+            self._update(live, decay)
 
     def _update(self, live, decay):
-        """Adam or SGD as torch.optim computes them, per member; members
-        with ``live == 0`` are left unchanged."""
-        self.step_count.add_(live)
-        for j, (p, s1, s2) in enumerate(zip(self.params, self.state1, self.state2)):
-            # params alternate W, b: the L2 penalty is on the weight matrices only
-            g = p.grad + self._view(decay, p) * p if j % 2 == 0 else p.grad
-            keep = self._view(live, p)
-            if self.solver == "adam":
-                b1, b2 = self._view(self.beta1, p), self._view(self.beta2, p)
-                step = self._view(self.step_count.clamp(min=1), p)
-                m_new = s1 + (1 - b1) * (g - s1)
-                v_new = s2 * b2 + (1 - b2) * g * g
-                denom = (v_new.sqrt() / (1 - b2**step).sqrt()) + self._view(self.eps, p)
-                update = self._view(self.lr, p) / (1 - b1**step) * m_new / denom
-                s1.copy_(torch.where(keep > 0, m_new, s1))
-                s2.copy_(torch.where(keep > 0, v_new, s2))
-            else:
-                mom = self._view(self.momentum, p)
-                buf = mom * s1 + g
-                direction = torch.where(self._view(self.nesterov, p), g + mom * buf, buf)
-                update = self._view(self.lr, p) * direction
-                s1.copy_(torch.where(keep > 0, buf, s1))
-            p.sub_(update * keep)
+        """Adam or SGD as torch.optim computes them, for every member at
+        once; members with ``live == 0`` are left unchanged."""
+        p, g = self.flat, self.grad
+        g.addcmul_(decay * self.decayed, p)  # the L2 penalty, on weights only
+        if self.solver == "adam":
+            self.step_count.add_(live)
+            step = self.step_count.clamp(min=1)
+            m, v = self.state1, self.state2
+            m.addcmul_(g - m, (1 - self.beta1) * live)
+            v.addcmul_(g * g - v, (1 - self.beta2) * live)
+            bias1 = 1 - self.beta1**step
+            bias2_sqrt = (1 - self.beta2**step).sqrt()
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            p.sub_(m / denom * (self.lr / bias1 * live))
+        else:
+            buf = self.state1
+            mom = self.momentum
+            new_buf = mom * buf + g
+            buf.copy_(torch.where(live > 0, new_buf, buf))
+            direction = torch.where(self.nesterov, g + mom * new_buf, new_buf)
+            p.sub_(direction * (self.lr * live))
 
-    def _epoch_indices(self):
-        rows = torch.full((self.M, self.steps * self.batch), -1, device=self.device)
+    def _epoch_orders(self):
+        """This epoch's ``(steps, M, batch)`` row indices (-1 = padding)."""
+        rows = torch.full((self.M, self.steps * self.batch), -1, dtype=torch.int64)
         for i, (n, gen) in enumerate(zip(self.n_list, self.generators)):
             if self.shuffle:
-                rows[i, :n] = torch.randperm(n, generator=gen, device=self.device)
+                rows[i, :n] = torch.randperm(n, generator=gen)
             else:
-                rows[i, :n] = torch.arange(n, device=self.device)
-        return rows.view(self.M, self.steps, self.batch).transpose(0, 1).contiguous()
+                rows[i, :n] = torch.arange(n)
+        rows = rows.view(self.M, self.steps, self.batch).transpose(0, 1).contiguous()
+        if self.device.type == "cuda":
+            return rows.pin_memory().to(self.device, non_blocking=True)
+        return rows.to(self.device)
+
+    def _epoch_end(self, epoch):
+        """scikit-learn's per-epoch rule for every member, on the device."""
+        loss = self.acc.to(torch.float64) / self.n_rows
+        self.curve[epoch] = loss
+        run = self.running
+        worse = loss > self.best - self.tol
+        self.no_improvement = torch.where(
+            run, torch.where(worse, self.no_improvement + 1, 0.0), self.no_improvement
+        )
+        self.best = torch.where(run & (loss < self.best), loss, self.best)
+        self.n_iter = self.n_iter + run.to(torch.float64)
+        stalled = run & (self.no_improvement > self.patience)
+        if self.solver == "sgd" and self.schedule == "adaptive":
+            shrink = stalled & (self.lr64 > 1e-6)
+            self.lr64 = torch.where(shrink, self.lr64 / 5.0, self.lr64)
+            self.no_improvement = torch.where(shrink, 0.0, self.no_improvement)
+            stalled = stalled & ~shrink
+        if self.solver == "sgd" and self.schedule == "invscaling":
+            t = self.n_iter * self.n_rows
+            self.lr64 = torch.where(run, self.lr_init / (t + 1) ** self.power_t, self.lr64)
+        stop = stalled | (self.n_iter >= self.max_iter) | ~torch.isfinite(loss)
+        self.running = run & ~stop
+        self.live.copy_(self.running[:, None])
+        self.lr.copy_(self.lr64[:, None])
 
     def train(self):
-        members = self.members
-        state = [_MemberState(m.est) for m in members]
-        max_epochs = max(m.est.max_iter for m in members)
-        for _ in range(max_epochs):
-            if not any(s.running for s in state):
+        if self.device.type == "cpu":
+            P = self.flat.shape[1]
+            threads = 1 if self.batch * P < SMALL_STEP else torch.get_num_threads()
+            with intra_op_threads(threads):
+                return self._train()
+        return self._train()
+
+    def _train(self):
+        check_every = 1 if self.device.type == "cpu" else 8
+        for epoch in range(self.max_epochs):
+            if epoch % check_every == 0 and epoch and not bool(self.running.any()):
                 break
             self.acc.zero_()
-            self.runner.run_steps(self._epoch_indices())
-            losses = (self.acc / self.n_rows).tolist()
-            new_lr = self.lr.tolist()
-            for i, s in enumerate(state):
-                if s.running:
-                    s.epoch_end(losses[i], self.n_list[i], new_lr, i)
-            self.lr.copy_(torch.tensor(new_lr, dtype=self.dtype))
-            self.active.copy_(torch.tensor([float(s.running) for s in state], dtype=self.dtype))
+            self.runner.run_steps(self._epoch_orders())
+            self._epoch_end(epoch)
+        curve = self.curve.cpu().numpy()
+        state = []
+        for i, m in enumerate(self.members):
+            s = _MemberState(m.est)
+            lrs = [float(m.est.learning_rate_init)]
+            for epoch in range(self.max_epochs):
+                if not s.running:
+                    break
+                s.epoch_end(float(curve[epoch, i]), self.n_list[i], lrs, 0)
+            state.append(s)
         self._write_back(state)
 
     def _write_back(self, state):
+        flat = self.flat.detach().cpu()
         for i, (m, s) in enumerate(zip(self.members, state)):
             est = m.est
             with torch.no_grad():
-                for layer, lin in enumerate(est.net_.module_.layers):
-                    W = self.W[layer][i, : lin.in_features, : lin.out_features]
-                    lin.weight.copy_(W.T)
-                    lin.bias.copy_(self.b[layer][i, 0, : lin.out_features])
+                for (off, fan_in, fan_out), lin in zip(self.layout, est.net_.module_.layers):
+                    W = flat[i, off : off + fan_in * fan_out].view(fan_in, fan_out)
+                    end = off + fan_in * fan_out
+                    lin.weight.copy_(W[: lin.in_features, : lin.out_features].T)
+                    lin.bias.copy_(flat[i, end : end + lin.out_features])
             s.finish(est)
             est._export_weights()
 

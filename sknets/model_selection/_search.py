@@ -19,8 +19,10 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils.validation import _num_samples
 
 from .. import _pretrained
+from .._engine import resolve_device
 from ._batched import Member, train_members, why_not_batched
 
 
@@ -31,10 +33,15 @@ def _final_step(estimator):
     return None, None, estimator
 
 
-def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0):
-    """Train every batchable (candidate, split) fit; return the pool of
-    fitted members keyed for :func:`sknets._pretrained.take`."""
+def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0, pool=None):
+    """Train every batchable (candidate, split) fit as batched networks.
+
+    Returns ``pool`` (a new dict when None) with the fitted members added
+    for :func:`sknets._pretrained.take`. ``splits`` holds ``(train, test)``
+    index pairs; only the training rows are used.
+    """
     start = time.perf_counter()
+    pool = {} if pool is None else pool
     reasons = defaultdict(int)
     if fit_params:
         reasons[f"fit parameters {sorted(fit_params)} are not batched"] += len(candidates)
@@ -47,7 +54,9 @@ def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0):
         if reason is not None:
             reasons[reason] += len(splits)
             continue
-        prep_key = repr(sorted((k, repr(v)) for k, v in params.items() if not k.startswith(f"{name}__")))
+        prep_key = repr(
+            sorted((k, repr(v)) for k, v in params.items() if not k.startswith(f"{name}__"))
+        )
         for split, (train, _) in enumerate(splits):
             slot = (prep_key, split)
             if slot not in prepared:
@@ -65,13 +74,10 @@ def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0):
             except Exception:  # the sequential fit raises it, as scikit-learn would
                 reasons["the fit fails on this data"] += 1
                 continue
-            members.append(
-                (Member(member, Xv, targets, seed, slot), _pretrained.key(final, X_train, y_train))
-            )
-    n_groups = train_members([m for m, _ in members]) if members else 0
-    pool = defaultdict(list)
-    for m, key in members:
-        pool[key].append(m.est)
+            members.append((Member(member, Xv, targets, seed, slot), final, X_train, y_train))
+    n_groups = train_members([m for m, *_ in members]) if members else 0
+    for m, final, X_train, y_train in members:
+        _pretrained.add(pool, final, X_train, y_train, m.est)
     if verbose:
         print(
             f"[sknets] trained {len(members)} fit(s) as {n_groups} batched network(s) "
@@ -80,6 +86,11 @@ def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0):
         for reason, count in reasons.items():
             print(f"[sknets] {count} fit(s) run one by one: {reason}")
     return pool
+
+
+def _on_cuda(estimator):
+    _, _, final = _final_step(estimator)
+    return why_not_batched(final) is None and resolve_device(final.device).type == "cuda"
 
 
 class _BatchedSearchMixin:
@@ -107,11 +118,15 @@ class _BatchedSearchMixin:
         if why_not_batched(final) is None:
             # the fits only adopt pretrained members: nothing to parallelise
             self.n_jobs = None
+        pool = {}
+        self._sknets_pool = pool
         try:
-            return super().fit(X, y, **params)
+            # the pool stays open for the refit, which may be pretrained too
+            with _pretrained.members(pool):
+                return super().fit(X, y, **params)
         finally:
             self.n_jobs = n_jobs
-            del self._sknets_data
+            del self._sknets_data, self._sknets_pool
 
     def _evaluate_batched(self, evaluate_candidates, candidates):
         X, y, params = self._sknets_data
@@ -119,9 +134,13 @@ class _BatchedSearchMixin:
         groups = params.pop("groups", None)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         splits = list(cv.split(X, y, groups))
-        pool = pretrain(self.estimator, candidates, X, y, splits, params, self.verbose)
-        with _pretrained.members(pool):
-            evaluate_candidates(candidates, cv=check_cv(splits))
+        fits = splits
+        if self.refit and _on_cuda(self.estimator):
+            # on a GPU, one more member per candidate costs next to nothing:
+            # train the refit on all rows with the others
+            fits = [*splits, (np.arange(_num_samples(X)), None)]
+        pretrain(self.estimator, candidates, X, y, fits, params, self.verbose, self._sknets_pool)
+        evaluate_candidates(candidates, cv=check_cv(splits))
 
 
 class GridSearchCV(_BatchedSearchMixin, sk.GridSearchCV):

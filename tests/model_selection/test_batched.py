@@ -1,0 +1,189 @@
+"""Batched training: every member equals its separate fit."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import KFold
+
+from sknets import ConvClassifier, MLPClassifier, MLPRegressor
+from sknets.model_selection._batched import Member, train_members, why_not_batched
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def _members(estimators, X, y, splits):
+    """Each (estimator, split) pair prepared as a separate fit would be."""
+    members, separate = [], []
+    for c, est in enumerate(estimators):
+        for s, (train, _) in enumerate(splits):
+            member = clone(est)
+            Xv, targets, _, seed = member._prepare_fit(X[train], y[train])
+            members.append(Member(member, Xv, targets, seed, slot=s))
+            separate.append(clone(est).fit(X[train], y[train]))
+    return members, separate
+
+
+def _assert_same_fits(members, separate, atol=1e-6):
+    for m, ref in zip(members, separate):
+        est = m.est
+        assert est.n_iter_ == ref.n_iter_
+        assert est.t_ == ref.t_
+        assert len(est.coefs_) == len(ref.coefs_)
+        for got, want in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+        np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-9, atol=1e-9)
+        assert est.best_loss_ == pytest.approx(ref.best_loss_, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "solver, extra",
+    [
+        ("adam", {}),
+        ("sgd", {"momentum": 0.9, "nesterovs_momentum": True}),
+        ("sgd", {"momentum": 0.5, "nesterovs_momentum": False}),
+        ("sgd", {"momentum": 0.0}),
+    ],
+)
+def test_members_equal_separate_fits_float64(digits, solver, extra):
+    """Candidates of different widths, learning rates and penalties, over
+    three folds of different sizes: each member is its separate fit."""
+    X, y = digits[0][:400], digits[1][:400]
+    splits = list(KFold(3, shuffle=True, random_state=0).split(X))
+    base = MLPClassifier(
+        solver=solver, precision="float64", batch_size=50, max_iter=6, random_state=1,
+        device="cpu", **extra,
+    )
+    estimators = [
+        clone(base).set_params(hidden_layer_sizes=(12,), learning_rate_init=1e-2),
+        clone(base).set_params(hidden_layer_sizes=(20,), learning_rate_init=3e-3, alpha=1e-2),
+        clone(base).set_params(hidden_layer_sizes=(7,), learning_rate_init=5e-2, random_state=2),
+    ]
+    members, separate = _members(estimators, X, y, splits)
+    # one structure, widths padded to 20: one batched network
+    assert train_members(members, pad=True) == 1
+    _assert_same_fits(members, separate)
+
+
+def test_members_stop_on_their_own(digits):
+    """scikit-learn's tol / n_iter_no_change rule runs per member: members
+    that stop early are frozen while the others go on."""
+    X, y = digits[0][:300], digits[1][:300]
+    splits = [(np.arange(300), None)]
+    base = MLPClassifier(
+        hidden_layer_sizes=(10,), precision="float64", batch_size=64, max_iter=40,
+        random_state=0, n_iter_no_change=2, device="cpu",
+    )
+    estimators = [
+        clone(base).set_params(learning_rate_init=0.3, tol=1e-2),  # stalls early
+        clone(base).set_params(learning_rate_init=1e-3, tol=0.0),
+        clone(base).set_params(learning_rate_init=1e-2, tol=1e-3, max_iter=25),
+    ]
+    members, separate = _members(estimators, X, y, splits)
+    train_members(members, pad=True)
+    _assert_same_fits(members, separate)
+    n_iters = [m.est.n_iter_ for m in members]
+    assert len(set(n_iters)) == 3, n_iters  # they stopped at different epochs
+    assert n_iters[0] < 40
+
+
+def test_adaptive_and_invscaling_schedules(digits):
+    X, y = digits[0][:300], digits[1][:300]
+    splits = [(np.arange(300), None)]
+    for schedule in ("adaptive", "invscaling"):
+        base = MLPClassifier(
+            hidden_layer_sizes=(10,), solver="sgd", learning_rate=schedule, precision="float64",
+            batch_size=64, max_iter=30, n_iter_no_change=2, tol=1e-2, random_state=0,
+            device="cpu",
+        )
+        estimators = [base, clone(base).set_params(learning_rate_init=0.1)]
+        members, separate = _members(estimators, X, y, splits)
+        train_members(members)
+        _assert_same_fits(members, separate)
+
+
+def test_regressor_members_multioutput(diabetes):
+    X, y = diabetes
+    Y = np.column_stack([y, -0.5 * y]) / 100
+    splits = list(KFold(2).split(X))
+    base = MLPRegressor(
+        hidden_layer_sizes=(8, 6), precision="float64", batch_size=40, max_iter=5,
+        learning_rate_init=1e-2, random_state=0, device="cpu",
+    )
+    estimators = [base, clone(base).set_params(hidden_layer_sizes=(5, 9), alpha=0.1)]
+    members, separate = _members(estimators, X, Y, splits)
+    assert train_members(members, pad=True) == 1
+    _assert_same_fits(members, separate)
+
+
+def test_on_a_cpu_only_equal_widths_share_a_network(digits):
+    X, y = digits[0][:200], digits[1][:200]
+    splits = list(KFold(2).split(X))
+    base = MLPClassifier(precision="float64", batch_size=50, max_iter=2, random_state=0,
+                         device="cpu")
+    estimators = [clone(base).set_params(hidden_layer_sizes=(w,)) for w in (4, 8, 4)]
+    members, separate = _members(estimators, X, y, splits)
+    assert train_members(members) == 2
+    _assert_same_fits(members, separate)
+
+
+def test_structures_train_as_separate_groups(digits):
+    X, y = digits[0][:200], digits[1][:200]
+    splits = [(np.arange(200), None)]
+    base = MLPClassifier(precision="float64", batch_size=50, max_iter=3, random_state=0,
+                         device="cpu")
+    estimators = [
+        clone(base).set_params(hidden_layer_sizes=(8,)),
+        clone(base).set_params(hidden_layer_sizes=(8, 8)),  # another depth
+        clone(base).set_params(hidden_layer_sizes=(8,), activation="tanh"),
+    ]
+    members, separate = _members(estimators, X, y, splits)
+    assert train_members(members) == 3
+    _assert_same_fits(members, separate)
+
+
+def test_chunks_of_members_give_the_same_result(digits):
+    X, y = digits[0][:200], digits[1][:200]
+    splits = list(KFold(4).split(X))
+    base = MLPClassifier((9,), precision="float64", batch_size=32, max_iter=3, random_state=0,
+                         device="cpu")
+    members, separate = _members([base], X, y, splits)
+    train_members(members, chunk_members=3)  # 4 members: chunks of 3 and 1
+    _assert_same_fits(members, separate)
+
+
+def test_a_diverging_member_reports_its_error(digits):
+    X, y = digits[0][:200], digits[1][:200] * 1e4
+    splits = [(np.arange(200), None)]
+    base = MLPRegressor(hidden_layer_sizes=(8,), batch_size=50, max_iter=8, random_state=0,
+                        device="cpu", solver="sgd", momentum=0.0, learning_rate_init=1e-5)
+    estimators = [clone(base).set_params(learning_rate_init=1e3), base]
+    members, _ = _members(estimators[1:], X, y, splits)
+    bad = clone(estimators[0])
+    Xv, targets, _, seed = bad._prepare_fit(X, y)
+    members.insert(0, Member(bad, Xv, targets, seed, slot=0))
+    train_members(members)
+    assert isinstance(bad._sknets_error, ValueError)
+    assert "diverged" in str(bad._sknets_error)
+    assert members[1].est._sknets_error is None
+    assert np.all(np.isfinite(members[1].est.coefs_[0]))
+
+
+@pytest.mark.parametrize(
+    "est, reason",
+    [
+        (MLPClassifier(solver="lbfgs"), "solver='lbfgs'"),
+        (MLPClassifier(solver="rmsprop"), "solver='rmsprop'"),
+        (MLPClassifier(early_stopping=True), "early_stopping=True"),
+        (MLPClassifier(dropout=0.2), "dropout"),
+        (MLPClassifier(warm_start=True), "warm_start=True"),
+        (ConvClassifier(), "ConvClassifier is not"),
+    ],
+)
+def test_why_not_batched(est, reason):
+    assert reason in why_not_batched(est)
+
+
+def test_batchable_estimators():
+    assert why_not_batched(MLPClassifier()) is None
+    assert why_not_batched(MLPRegressor(solver="sgd")) is None
