@@ -21,9 +21,10 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
 
 from .._base import SMALL_STEP, intra_op_threads
-from .._engine import LOSSES, StepGraphs
+from .._engine import LOSSES, OUT_ACTIVATIONS, StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
 from .._modules import ACTIVATIONS
 
@@ -54,8 +55,6 @@ def why_not_batched(estimator):
         return f"{type(estimator).__name__} is not a sknets MLPClassifier or MLPRegressor"
     if estimator.solver not in ("adam", "sgd"):
         return f"solver={estimator.solver!r} (batched: 'adam' and 'sgd')"
-    if estimator.early_stopping:
-        return "early_stopping=True"
     if estimator.dropout > 0:
         return "dropout > 0"
     if estimator.warm_start:
@@ -94,6 +93,19 @@ def _structure(est, n_rows, n_features, targets, pad):
     )
 
 
+def _split(member):
+    """The training and validation rows of a member's separate fit."""
+    est, n = member.est, len(member.X)
+    if not est.early_stopping:
+        return np.arange(n), None
+    stratify = member.targets if est._stratify() else None
+    train, val = train_test_split(
+        np.arange(n), random_state=member.seed, test_size=est.validation_fraction,
+        stratify=stratify,
+    )
+    return train, val
+
+
 class Member:
     """One fit: an estimator set up by ``_prepare_fit`` (initialised net) and
     its encoded training data."""
@@ -114,7 +126,18 @@ def train_members(members, chunk_members=None, pad=None):
     """
     groups = defaultdict(list)
     for m in members:
-        groups[_structure(m.est, len(m.X), m.X.shape[1], m.targets, pad)].append(m)
+        try:
+            train, val = _split(m)
+            if val is not None and len(val) < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset."
+                )
+        except ValueError as exc:  # the separate fit's error, raised when adopted
+            m.est._sknets_error = exc
+            m.est._sknets_converged = False
+            continue
+        groups[_structure(m.est, len(train), m.X.shape[1], m.targets, pad)].append(m)
     for group in groups.values():
         size = chunk_members or _members_per_chunk(group)
         for start in range(0, len(group), size):
@@ -171,9 +194,15 @@ class _BatchedGroup:
         slots, slot_of = {}, []
         for m in members:
             slot_of.append(slots.setdefault(m.slot, (len(slots), m))[0])
-        self.n_list = [len(m.X) for m in members]
+        self.early_stopping = est0.early_stopping
+        self.train_rows, val_rows = [], []
+        for m in members:
+            train, val = _split(m)
+            self.train_rows.append(torch.as_tensor(train, dtype=torch.int64))
+            val_rows.append(val)
+        self.n_list = [len(rows) for rows in self.train_rows]
         self.n_rows = torch.tensor(self.n_list, dtype=torch.float64, device=device)
-        n_max = max(self.n_list)
+        n_max = max(len(m.X) for m in members)
         n_feat = first.X.shape[1]
         Xs = torch.zeros((len(slots), n_max, n_feat), dtype=dtype)
         t0 = first.targets
@@ -185,8 +214,8 @@ class _BatchedGroup:
         self.X = Xs.reshape(-1, n_feat).to(device)
         self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
         self.offset = (torch.tensor(slot_of) * n_max).to(device)
-        self.batch = resolved_batch_size(first.est, len(first.X))
-        self.steps = math.ceil(n_max / self.batch)
+        self.batch = resolved_batch_size(first.est, self.n_list[0])
+        self.steps = math.ceil(max(self.n_list) / self.batch)
 
         # --- parameters: flat (M, P), padded; copied from each member's net
         hidden = max_widths(members)
@@ -267,6 +296,52 @@ class _BatchedGroup:
         self.generators = [torch.Generator().manual_seed(int(m.seed)) for m in members]
         capture = device.type == "cuda"
         self.runner = StepGraphs(self._body, self._zero_grad, capture=capture)
+        if self.early_stopping:
+            self._setup_validation(val_rows)
+
+    def _setup_validation(self, val_rows):
+        device, M = self.device, self.M
+        nv_max = max(len(v) for v in val_rows)
+        rows = torch.full((M, nv_max), -1, dtype=torch.int64)
+        for i, v in enumerate(val_rows):
+            rows[i, : len(v)] = torch.as_tensor(v, dtype=torch.int64)
+        self.val_valid = (rows >= 0).to(device)
+        self.val_rows = (rows.clamp(min=0).to(device) + self.offset[:, None])
+        self.n_val = self.val_valid.sum(1).to(torch.float64)
+        self.scores = torch.zeros((self.max_epochs, M), dtype=torch.float64, device=device)
+        self.best = torch.full((M,), -math.inf, dtype=torch.float64, device=device)
+        self.best_flat = self.flat.clone()
+        est0 = self.members[0].est
+        self.out_activation = est0.out_activation_
+        self.is_classifier = isinstance(est0, MLPClassifier)
+
+    @torch.no_grad()
+    def _validation_scores(self):
+        """Each member's validation score, as its separate fit computes it:
+        accuracy (subset accuracy for multilabel) or R²."""
+        h = self.X[self.val_rows]
+        y = self.Y[self.val_rows]
+        for layer in range(len(self.W)):
+            h = torch.baddbmm(self.b[layer], h, self.W[layer])
+            if layer < len(self.W) - 1:
+                h = self.act(h) * self.masks[layer]
+        valid = self.val_valid.to(torch.float64)
+        if self.is_classifier:
+            if self.out_activation == "softmax":
+                correct = h.argmax(-1) == y
+            else:
+                correct = ((h > 0) == (y > 0.5)).all(-1)
+            return (correct.to(torch.float64) * valid).sum(1) / self.n_val
+        pred = OUT_ACTIVATIONS[self.out_activation](h).to(torch.float64)
+        y = y.to(torch.float64)
+        w = valid[:, :, None]
+        mean = (y * w).sum(1, keepdim=True) / self.n_val[:, None, None]
+        ss_res = (((y - pred) ** 2) * w).sum(1)
+        ss_tot = (((y - mean) ** 2) * w).sum(1)
+        # scikit-learn's r2_score with force_finite=True, averaged over outputs
+        r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp(min=1e-300),
+                         torch.where(ss_res > 0, 0.0, 1.0))
+        return r2.mean(1)
 
     def _zero_grad(self):
         self.grad.zero_()
@@ -327,11 +402,9 @@ class _BatchedGroup:
     def _epoch_orders(self):
         """This epoch's ``(steps, M, batch)`` row indices (-1 = padding)."""
         rows = torch.full((self.M, self.steps * self.batch), -1, dtype=torch.int64)
-        for i, (n, gen) in enumerate(zip(self.n_list, self.generators)):
-            if self.shuffle:
-                rows[i, :n] = torch.randperm(n, generator=gen)
-            else:
-                rows[i, :n] = torch.arange(n)
+        for i, (train, gen) in enumerate(zip(self.train_rows, self.generators)):
+            n = len(train)
+            rows[i, :n] = train[torch.randperm(n, generator=gen)] if self.shuffle else train
         rows = rows.view(self.M, self.steps, self.batch).transpose(0, 1).contiguous()
         if self.device.type == "cuda":
             return rows.pin_memory().to(self.device, non_blocking=True)
@@ -342,11 +415,19 @@ class _BatchedGroup:
         loss = self.acc.to(torch.float64) / self.n_rows
         self.curve[epoch] = loss
         run = self.running
-        worse = loss > self.best - self.tol
+        if self.early_stopping:
+            score = self._validation_scores()
+            self.scores[epoch] = score
+            worse = score < self.best + self.tol
+            improved = run & (score > self.best)
+            self.best = torch.where(improved, score, self.best)
+            self.best_flat.copy_(torch.where(improved[:, None], self.flat, self.best_flat))
+        else:
+            worse = loss > self.best - self.tol
+            self.best = torch.where(run & (loss < self.best), loss, self.best)
         self.no_improvement = torch.where(
             run, torch.where(worse, self.no_improvement + 1, 0.0), self.no_improvement
         )
-        self.best = torch.where(run & (loss < self.best), loss, self.best)
         self.n_iter = self.n_iter + run.to(torch.float64)
         stalled = run & (self.no_improvement > self.patience)
         if self.solver == "sgd" and self.schedule == "adaptive":
@@ -358,6 +439,8 @@ class _BatchedGroup:
             t = self.n_iter * self.n_rows
             self.lr64 = torch.where(run, self.lr_init / (t + 1) ** self.power_t, self.lr64)
         stop = stalled | (self.n_iter >= self.max_iter) | ~torch.isfinite(loss)
+        if self.early_stopping:
+            stop = stop | ~torch.isfinite(score)
         self.running = run & ~stop
         self.live.copy_(self.running[:, None])
         self.lr.copy_(self.lr64[:, None])
@@ -379,6 +462,7 @@ class _BatchedGroup:
             self.runner.run_steps(self._epoch_orders())
             self._epoch_end(epoch)
         curve = self.curve.cpu().numpy()
+        scores = self.scores.cpu().numpy() if self.early_stopping else None
         state = []
         for i, m in enumerate(self.members):
             s = _MemberState(m.est)
@@ -386,8 +470,12 @@ class _BatchedGroup:
             for epoch in range(self.max_epochs):
                 if not s.running:
                     break
-                s.epoch_end(float(curve[epoch, i]), self.n_list[i], lrs, 0)
+                score = None if scores is None else float(scores[epoch, i])
+                s.epoch_end(float(curve[epoch, i]), score, self.n_list[i], lrs, 0)
             state.append(s)
+        if self.early_stopping:
+            # as a separate fit: the weights of the best validation score
+            self.flat.copy_(self.best_flat)
         self._write_back(state)
 
     def _write_back(self, state):
@@ -413,7 +501,7 @@ class _MemberState:
         self.converged = False
         self.error = None
 
-    def epoch_end(self, loss, n_rows, lrs, i):
+    def epoch_end(self, loss, score, n_rows, lrs, i):
         est = self.est
         if not np.isfinite(loss):
             try:
@@ -426,12 +514,23 @@ class _MemberState:
         est.loss_ = loss
         est.t_ += n_rows
         est.loss_curve_.append(loss)
-        if loss > est.best_loss_ - est.tol:
-            est._no_improvement_count += 1
+        if score is not None:  # early stopping: the validation score decides
+            est.validation_scores_.append(score)
+            if score < est.best_validation_score_ + est.tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            est.best_validation_score_ = max(est.best_validation_score_, score)
+            if not np.isfinite(score):
+                self.running = False
+                return
         else:
-            est._no_improvement_count = 0
-        if loss < est.best_loss_:
-            est.best_loss_ = loss
+            if loss > est.best_loss_ - est.tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            if loss < est.best_loss_:
+                est.best_loss_ = loss
         if est.solver == "sgd" and est.learning_rate == "invscaling":
             lrs[i] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
         if est._no_improvement_count > est.n_iter_no_change:

@@ -155,10 +155,13 @@ class GridSearchCV(_BatchedSearchMixin, sk.GridSearchCV):
     scikit-learn fits them. Candidates that differ in structure (depth,
     activation, solver, batch size, ...) train as separate batched groups;
     fits that cannot be batched (other estimators, ``'lbfgs'``, ``'rmsprop'``,
-    ``'adamw'``, ``early_stopping=True``, ``dropout > 0``, fit parameters
-    such as ``sample_weight``) run one by one as in scikit-learn, and
-    ``verbose > 0`` prints why. While members are batched, ``n_jobs`` is not
-    used. The refit of the best candidate is an ordinary fit.
+    ``'adamw'``, ``dropout > 0``, fit parameters such as ``sample_weight``)
+    run one by one as in scikit-learn, and ``verbose > 0`` prints why. Each
+    member stops on its own (``tol`` / ``n_iter_no_change``, or with
+    ``early_stopping=True`` on its own validation rows, keeping its best
+    weights), exactly as its separate fit would. While members are batched,
+    ``n_jobs`` is not used. On a GPU the refit of every candidate is trained
+    with the members; on a CPU the refit is an ordinary fit.
 
     See :class:`sklearn.model_selection.GridSearchCV` for the parameters.
 

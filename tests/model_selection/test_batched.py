@@ -174,7 +174,6 @@ def test_a_diverging_member_reports_its_error(digits):
     [
         (MLPClassifier(solver="lbfgs"), "solver='lbfgs'"),
         (MLPClassifier(solver="rmsprop"), "solver='rmsprop'"),
-        (MLPClassifier(early_stopping=True), "early_stopping=True"),
         (MLPClassifier(dropout=0.2), "dropout"),
         (MLPClassifier(warm_start=True), "warm_start=True"),
         (ConvClassifier(), "ConvClassifier is not"),
@@ -187,3 +186,68 @@ def test_why_not_batched(est, reason):
 def test_batchable_estimators():
     assert why_not_batched(MLPClassifier()) is None
     assert why_not_batched(MLPRegressor(solver="sgd")) is None
+    assert why_not_batched(MLPClassifier(early_stopping=True)) is None
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_early_stopping_per_member(Est, digits, diabetes):
+    """Each member holds out its own validation rows, as its separate fit
+    does, stops on its own validation scores and keeps its best weights."""
+    if Est is MLPClassifier:
+        X, y = digits[0][:400], digits[1][:400]
+    else:
+        X, y = diabetes[0], diabetes[1] / 100
+    splits = list(KFold(2, shuffle=True, random_state=0).split(X))
+    base = Est(
+        hidden_layer_sizes=(10,), precision="float64", batch_size=32, max_iter=25,
+        early_stopping=True, validation_fraction=0.2, n_iter_no_change=2, tol=1e-3,
+        learning_rate_init=1e-2, random_state=0, device="cpu",
+    )
+    estimators = [
+        base,
+        clone(base).set_params(learning_rate_init=0.1, random_state=3),
+        clone(base).set_params(hidden_layer_sizes=(5,), alpha=0.05),
+    ]
+    members, separate = _members(estimators, X, y, splits)
+    train_members(members, pad=True)
+    _assert_same_fits_early_stopping(members, separate)
+    assert len({m.est.n_iter_ for m in members}) > 1  # they stop on their own
+
+
+def _assert_same_fits_early_stopping(members, separate):
+    for m, ref in zip(members, separate):
+        est = m.est
+        assert est.n_iter_ == ref.n_iter_
+        np.testing.assert_allclose(est.validation_scores_, ref.validation_scores_, atol=1e-9)
+        assert est.best_validation_score_ == pytest.approx(ref.best_validation_score_, abs=1e-9)
+        assert est.best_loss_ is None and ref.best_loss_ is None
+        for got, want in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_multilabel_early_stopping(digits):
+    X = digits[0][:300]
+    Y = np.column_stack([digits[1][:300] % 2, digits[1][:300] > 4]).astype(int)
+    base = MLPClassifier(
+        hidden_layer_sizes=(8,), precision="float64", batch_size=32, max_iter=8,
+        early_stopping=True, n_iter_no_change=2, random_state=0, device="cpu",
+    )
+    members, separate = _members([base], X, Y, [(np.arange(300), None)])
+    train_members(members)
+    _assert_same_fits_early_stopping(members, separate)
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_a_split_that_fails_is_the_fits_error(Est):
+    """The separate fit's error (too small a validation set; for a
+    classifier, too few rows to stratify) is kept for the adopting fit."""
+    X, y = np.linspace(0, 1, 24).reshape(12, 2), np.arange(12) % 2
+    base = Est(hidden_layer_sizes=(4,), early_stopping=True, validation_fraction=0.05,
+               max_iter=2, device="cpu")
+    est = clone(base)
+    Xv, targets, _, seed = est._prepare_fit(X, y)
+    train_members([Member(est, Xv, targets, seed, slot=0)])
+    with pytest.raises(ValueError) as separate:
+        clone(base).fit(X, y)
+    assert isinstance(est._sknets_error, ValueError)
+    assert str(est._sknets_error) == str(separate.value)

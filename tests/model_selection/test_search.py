@@ -226,3 +226,13 @@ def test_refit_trained_with_the_members(raw_digits, capsys, monkeypatch):
     assert best.n_iter_ == want.n_iter_
     for got, expected in zip(best.coefs_, want.coefs_):
         np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_grid_search_with_early_stopping_matches_scikit_learn(raw_digits, capsys):
+    X, y = raw_digits
+    pipe = _pipe(early_stopping=True, max_iter=15, n_iter_no_change=2, validation_fraction=0.2)
+    grid = {"mlpclassifier__learning_rate_init": [1e-2, 1e-1]}
+    ours = GridSearchCV(pipe, grid, cv=CV, verbose=1).fit(X, y)
+    assert "trained 6 fit(s) as 1 batched network(s)" in capsys.readouterr().out
+    theirs = sk.GridSearchCV(pipe, grid, cv=CV).fit(X, y)
+    _assert_same_cv_results(ours, theirs)
