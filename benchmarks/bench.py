@@ -188,7 +188,7 @@ class TorchMLP(nn.Module):
 
 
 class TorchConvNet(nn.Module):
-    """The same network as sknets.ConvClassifier's defaults, returning logits.
+    """The same network as the ConvClassifier of W5 (filters (32, 64)), returning logits.
 
     ``(Conv3x3 -> BatchNorm -> ReLU -> MaxPool2) x 2 -> Linear -> ReLU ->
     Linear`` on flattened ``(C, H, W)`` samples.

@@ -123,6 +123,8 @@ class ConvModule(nn.Module):
         Dropout probability in the dense head.
     batch_norm : bool, default=True
     seed : int, default=0
+        Seed of the initialisation (drawn on the CPU, so the same on every
+        device) and of the random shifts.
     global_pool : bool, default=False
         Average each channel of the last feature map over its positions
         before the head, instead of flattening it.
@@ -130,8 +132,17 @@ class ConvModule(nn.Module):
         Data augmentation in training mode only: every sample of a batch is
         translated by its own random whole number of positions in
         ``[-random_shift, random_shift]`` along each spatial axis, the edge
-        values filling the vacated border. The offsets are drawn from
-        torch's default generator on the input's device.
+        values filling the vacated border. The offsets are drawn from the
+        module's own :class:`torch.Generator` on the input's device, seeded
+        with ``seed`` (see :meth:`seed_shifts`); torch's default generators
+        are not used.
+
+    Notes
+    -----
+    Older torch versions refuse draws from a generator other than torch's
+    default ones during CUDA graph capture, so training steps with
+    ``random_shift > 0`` should run eagerly, not as CUDA graphs
+    (:class:`~sknets.ConvClassifier` does so).
     """
 
     def __init__(
@@ -153,6 +164,7 @@ class ConvModule(nn.Module):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.global_pool = bool(global_pool)
         self.random_shift = int(random_shift)
+        self.seed_shifts(seed)
         ndim = len(self.input_shape) - 1
         conv, norm, pool = {
             1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d),
@@ -191,6 +203,30 @@ class ConvModule(nn.Module):
             seed=int(torch.randint(2**31 - 1, (1,), generator=generator)),
         )
 
+    def seed_shifts(self, seed):
+        """Restart the random shifts from ``seed``.
+
+        The generator itself is created on the first shifted batch, on that
+        batch's device; the estimator reseeds it before each call of ``fit``
+        or ``partial_fit``.
+        """
+        self._shift_seed = int(seed)
+        self._shift_generator = None
+
+    def _generator(self, device):
+        generator = self._shift_generator
+        if generator is None or generator.device != device:
+            generator = torch.Generator(device=device).manual_seed(self._shift_seed)
+            self._shift_generator = generator
+        return generator
+
+    def __getstate__(self):
+        # a generator does not pickle on every supported torch; the stream
+        # restarts from the seed after unpickling
+        state = self.__dict__.copy()
+        state["_shift_generator"] = None
+        return state
+
     def shift(self, X):
         """``X`` of shape ``(N, C, *spatial)``, each sample randomly translated."""
         s = self.random_shift
@@ -198,7 +234,9 @@ class ConvModule(nn.Module):
         device = X.device
         padded = nn.functional.pad(X, (s, s) * len(spatial), mode="replicate")
         # one offset in [0, 2s] per sample and axis; offset s is no shift
-        offsets = torch.randint(0, 2 * s + 1, (len(spatial), n, 1), device=device)
+        offsets = torch.randint(
+            0, 2 * s + 1, (len(spatial), n, 1), device=device, generator=self._generator(device)
+        )
         ndim = X.dim()
         index = [
             torch.arange(n, device=device).view(-1, *[1] * (ndim - 1)),
@@ -211,13 +249,52 @@ class ConvModule(nn.Module):
             index.append(pos.view(shape))
         return padded[tuple(index)]
 
+    def _samples(self, X):
+        X = X.reshape(X.shape[0], *self.input_shape)
+        if X.is_cuda and X.dim() == 4:
+            X = X.contiguous(memory_format=torch.channels_last)
+        return X
+
+    @torch.no_grad()
+    def refresh_batch_norm(self, batches):
+        """Set the running statistics of the batch norms to those of ``batches``.
+
+        During training each batch norm keeps exponential averages of the
+        batch statistics, which mix in statistics of the weights of earlier
+        steps. This recomputes them with the current weights ("precise
+        batch norm"): the mean and variance of each batch norm's input over
+        the samples of ``batches``, an iterable of input tensors, unshifted.
+        Each batch is normalised with its own statistics, as in training, so
+        batches should not be tiny.
+        """
+        norms = [m for m in self.features if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        training = self.features.training
+        for m in norms:
+            m.reset_running_stats()
+        self.features.train()
+        try:
+            seen = 0
+            for X in batches:
+                n = X.shape[0]
+                seen += n
+                # running = running + (n / seen) * (batch - running): the
+                # average over the samples seen so far
+                for m in norms:
+                    m.momentum = n / seen
+                self.features(self._samples(X))
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.features.train(training)
+
     def forward(self, X):
         X = X.reshape(X.shape[0], *self.input_shape)
         if self.training and self.random_shift > 0:
             X = self.shift(X)
-        if X.is_cuda and X.dim() == 4:
-            X = X.contiguous(memory_format=torch.channels_last)
-        X = self.features(X)
+        X = self.features(self._samples(X))
         X = X.mean(dim=tuple(range(2, X.dim()))) if self.global_pool else X.flatten(1)
         return self.head(X)
 

@@ -1,6 +1,7 @@
 """Tests of sknets._modules: the plain PyTorch modules and the registries."""
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -183,3 +184,116 @@ def test_conv_module_seed_reproducible():
     b = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, seed=5)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
+
+
+def _shift_candidates(x, s):
+    """Every translation of one sample ``x`` (C, *spatial) by offsets in
+    [-s, s] per axis, edge values filling the border, keyed by offsets."""
+    spatial = x.shape[1:]
+    padded = np.pad(x, [(0, 0)] + [(s, s)] * len(spatial), mode="edge")
+    grids = np.meshgrid(*[np.arange(-s, s + 1)] * len(spatial), indexing="ij")
+    out = {}
+    for offsets in zip(*(g.ravel() for g in grids)):
+        window = tuple(slice(s + o, s + o + n) for o, n in zip(offsets, spatial))
+        out[offsets] = padded[(slice(None), *window)]
+    return out
+
+
+@pytest.mark.parametrize("input_shape, s", [((2, 5, 6), 1), ((3, 9), 2)])
+def test_conv_module_shift_translates_each_sample(input_shape, s):
+    module = ConvModule(input_shape, (4,), 3, 2, (8,), 3, random_shift=s, seed=0)
+    X = torch.rand(200, *input_shape, dtype=torch.float64)
+    shifted = module.shift(X).numpy()
+    seen = []
+    for x, got in zip(X.numpy(), shifted):
+        matches = [o for o, c in _shift_candidates(x, s).items() if np.array_equal(c, got)]
+        assert matches, "not a translation of its sample"
+        seen.append(matches[0])
+    # every offset of [-s, s] per axis is drawn, and no shift is one of them
+    ndim = len(input_shape) - 1
+    assert set(seen) == set(_shift_candidates(X[0].numpy(), s))
+    assert (0,) * ndim in seen
+
+
+def test_conv_module_shift_only_in_training():
+    kwargs = dict(filters=(4,), kernel_size=3, pool_size=2, hidden_layer_sizes=(8,), n_outputs=3)
+    shifting = ConvModule((1, 8, 8), random_shift=2, seed=1, **kwargs)
+    plain = ConvModule((1, 8, 8), random_shift=0, seed=1, **kwargs)
+    X = torch.rand(16, 64)
+    shifting.eval()
+    plain.eval()
+    torch.testing.assert_close(shifting(X), plain(X), rtol=0, atol=0)
+    shifting.train()
+    plain.train()
+    assert not torch.equal(shifting(X), plain(X))
+
+
+def test_conv_module_shift_own_generator():
+    """The shifts come from the module's generator, seeded by ``seed`` and
+    :meth:`seed_shifts`; torch's default generator is not used."""
+    X = torch.rand(64, 1, 8, 8)
+    a = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, random_shift=1, seed=3)
+    b = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, random_shift=1, seed=3)
+    state = torch.random.get_rng_state()
+    first = a.shift(X)
+    torch.testing.assert_close(first, b.shift(X), rtol=0, atol=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    # the stream moves on, and seed_shifts restarts it
+    second = a.shift(X)
+    assert not torch.equal(first, second)
+    a.seed_shifts(3)
+    torch.testing.assert_close(a.shift(X), first, rtol=0, atol=0)
+    a.seed_shifts(4)
+    assert not torch.equal(a.shift(X), first)
+
+
+def test_conv_module_pickles_with_a_shift_generator():
+    module = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, random_shift=1, seed=3)
+    X = torch.rand(32, 1, 8, 8)
+    first = module.shift(X)
+    clone = pickle.loads(pickle.dumps(module))
+    # the clone restarts the shifts from the seed; the original is unchanged
+    torch.testing.assert_close(clone.shift(X), first, rtol=0, atol=0)
+    assert module._shift_generator is not None
+    clone.eval()
+    module.eval()
+    torch.testing.assert_close(clone(X), module(X), rtol=0, atol=0)
+
+
+def test_conv_module_refresh_batch_norm():
+    """The running statistics become the mean and (unbiased) variance of each
+    batch norm's input over all the samples given, with the current weights."""
+    module = ConvModule((2, 6, 6), (3, 4), 3, 2, (8,), 3, seed=0, random_shift=1)
+    module.eval()
+    X = torch.rand(50, 2, 6, 6, dtype=torch.float64) * 3 + 1
+    module = module.to(torch.float64)
+    # the input of the first norm is the first convolution's output
+    conv, norm = module.features[0], module.features[1]
+    with torch.no_grad():
+        z = conv(X)
+    module.refresh_batch_norm([X])
+    torch.testing.assert_close(norm.running_mean, z.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(norm.running_var, z.var(dim=(0, 2, 3), unbiased=True))
+    # over several batches, the mean is the mean over all their samples
+    module.refresh_batch_norm([X[:20], X[20:45], X[45:]])
+    torch.testing.assert_close(norm.running_mean, z.mean(dim=(0, 2, 3)))
+    # the second norm sees the first block's output, normalised in training
+    # mode: with the whole data in one batch, the eval-mode output up to the
+    # biased (training) against unbiased (eval) variance, 1 / 1800 apart
+    module.refresh_batch_norm([X])
+    second = module.features[5]
+    assert isinstance(second, nn.BatchNorm2d)
+    with torch.no_grad():
+        h = module.features[:5](X)
+    torch.testing.assert_close(second.running_mean, h.mean(dim=(0, 2, 3)), rtol=2e-3, atol=0)
+    # mode and momenta are restored; nothing else changed
+    assert not module.training
+    assert norm.momentum == 0.1 and second.momentum == 0.1
+
+
+def test_conv_module_refresh_batch_norm_without_norms():
+    module = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, batch_norm=False)
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    module.refresh_batch_norm([torch.rand(10, 64)])
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, state[k])
