@@ -115,8 +115,7 @@ def _threads_for(net, X, est):
         return contextlib.nullcontext()
     n_params = sum(p.numel() for p in net.module_.parameters())
     n = X.shape[0]
-    auto = est.batch_size == "auto"
-    rows = n if est.solver == "lbfgs" else min(200 if auto else est.batch_size, n)
+    rows = n if est.solver == "lbfgs" else est._resolved_batch_size(n)
     if rows * n_params >= SMALL_STEP:
         return contextlib.nullcontext()
     return intra_op_threads(1)
@@ -339,15 +338,19 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         self._n_features_flat = n_features
         return net
 
-    def _batch_size(self, n_samples):
+    def _resolved_batch_size(self, n_samples):
+        """The batch size of a fit on ``n_samples`` rows (no warning)."""
         if self.batch_size == "auto":
             return min(200, n_samples)
-        if self.batch_size > n_samples:
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    def _batch_size(self, n_samples):
+        if self.batch_size != "auto" and self.batch_size > n_samples:
             warnings.warn(
                 "Got `batch_size` less than 1 or larger than sample size. It is "
                 "going to be clipped"
             )
-        return int(np.clip(self.batch_size, 1, n_samples))
+        return self._resolved_batch_size(n_samples)
 
     def _fit_lbfgs(self, X, targets, sample_weight):
         net = self.net_
@@ -412,18 +415,16 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             start = time.perf_counter()
             if self.verbose >= 2:
                 net.progress = ProgressBar(f"Epoch {self.n_iter_ + 1}/{self.max_iter}")
-            loss = net.run_epoch(data)
-            net.progress = None
+            try:
+                loss = net.run_epoch(data)
+            finally:
+                net.progress = None
             self._check_finite(loss)
-            self.n_iter_ += 1
-            self.loss_ = loss
-            self.t_ += n_samples
-            self.loss_curve_.append(loss)
-            self._update_no_improvement_count(val)
+            self._validate_epoch(loss, n_samples, val)
             if self.verbose:
                 self._print_epoch(time.perf_counter() - start)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._set_lr(self.learning_rate_init / (self.t_ + 1) ** self.power_t)
+                self._set_lr(self._invscaling_lr())
             if self._no_improvement_count > self.n_iter_no_change:
                 what = "Validation score" if self.early_stopping else "Training loss"
                 msg = (
@@ -469,30 +470,45 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             print(msg + " Stopping.")
         return True
 
-    def _update_no_improvement_count(self, val):
+    def _validate_epoch(self, loss, n_samples, val):
+        """Score the validation data of ``early_stopping`` (keeping the best
+        weights) and record the epoch."""
+        score = None
         if val is not None:
             X_val, y_val, w_val = val
             raw = self.net_.forward_raw(X_val)
             score = self._validation_score(raw, y_val, w_val)
-            self.validation_scores_.append(score)
             if self.verbose:
                 self._val_loss = self.net_.data_loss(raw, y_val, w_val)
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
+        if self._record_epoch(loss, n_samples, score):
+            self._best_state = {
+                k: v.detach().clone() for k, v in self.net_.module_.state_dict().items()
+            }
+
+    def _record_epoch(self, loss, n_samples, score=None):
+        """scikit-learn's bookkeeping after an epoch: the attributes and the
+        no-improvement count, on the validation ``score`` with early stopping
+        and on the training loss otherwise. True when the score improved."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n_samples
+        self.loss_curve_.append(loss)
+        if score is not None:
+            self.validation_scores_.append(score)
+            worse = score < self.best_validation_score_ + self.tol
+            improved = score > self.best_validation_score_
+            if improved:
                 self.best_validation_score_ = score
-                self._best_state = {
-                    k: v.detach().clone() for k, v in self.net_.module_.state_dict().items()
-                }
         else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:
-                self.best_loss_ = self.loss_curve_[-1]
+            worse = loss > self.best_loss_ - self.tol
+            improved = False
+            if loss < self.best_loss_:
+                self.best_loss_ = loss
+        self._no_improvement_count = self._no_improvement_count + 1 if worse else 0
+        return improved
+
+    def _invscaling_lr(self):
+        return self.learning_rate_init / (self.t_ + 1) ** self.power_t
 
     def _print_epoch(self, seconds):
         line = f"Epoch {self.n_iter_}/{self.max_iter} - loss: {self.loss_:.6f}"

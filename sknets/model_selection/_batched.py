@@ -64,11 +64,6 @@ def why_not_batched(estimator):
     return None
 
 
-def resolved_batch_size(est, n_rows):
-    """The batch size a separate fit on ``n_rows`` rows uses."""
-    return min(200, n_rows) if est.batch_size == "auto" else min(est.batch_size, n_rows)
-
-
 def _structure(est, n_rows, n_features, targets, pad):
     """Members with equal structure keys train together."""
     params = est.get_params(deep=False)
@@ -84,7 +79,7 @@ def _structure(est, n_rows, n_features, targets, pad):
         type(est).__name__,
         shared,
         len(est._hidden_sizes()),
-        resolved_batch_size(est, n_rows),
+        est._resolved_batch_size(n_rows),
         n_features,
         est.n_outputs_,
         targets.dtype.str,
@@ -214,7 +209,7 @@ class _BatchedGroup:
         self.X = Xs.reshape(-1, n_feat).to(device)
         self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
         self.offset = (torch.tensor(slot_of) * n_max).to(device)
-        self.batch = resolved_batch_size(first.est, self.n_list[0])
+        self.batch = first.est._resolved_batch_size(self.n_list[0])
         self.steps = math.ceil(max(self.n_list) / self.batch)
 
         # --- parameters: flat (M, P), padded; copied from each member's net
@@ -466,12 +461,11 @@ class _BatchedGroup:
         state = []
         for i, m in enumerate(self.members):
             s = _MemberState(m.est)
-            lrs = [float(m.est.learning_rate_init)]
             for epoch in range(self.max_epochs):
                 if not s.running:
                     break
                 score = None if scores is None else float(scores[epoch, i])
-                s.epoch_end(float(curve[epoch, i]), score, self.n_list[i], lrs, 0)
+                s.epoch_end(float(curve[epoch, i]), score, self.n_list[i])
             state.append(s)
         if self.early_stopping:
             # as a separate fit: the weights of the best validation score
@@ -497,11 +491,14 @@ class _MemberState:
 
     def __init__(self, est):
         self.est = est
+        self.lr = float(est.learning_rate_init)  # what 'adaptive' divides
         self.running = True
         self.converged = False
         self.error = None
 
-    def epoch_end(self, loss, score, n_rows, lrs, i):
+    def epoch_end(self, loss, score, n_rows):
+        """The epoch as the member's separate fit records it (the same
+        :meth:`_record_epoch`), and whether the member goes on."""
         est = self.est
         if not np.isfinite(loss):
             try:
@@ -510,32 +507,13 @@ class _MemberState:
                 self.error = exc
             self.running = False
             return
-        est.n_iter_ += 1
-        est.loss_ = loss
-        est.t_ += n_rows
-        est.loss_curve_.append(loss)
-        if score is not None:  # early stopping: the validation score decides
-            est.validation_scores_.append(score)
-            if score < est.best_validation_score_ + est.tol:
-                est._no_improvement_count += 1
-            else:
-                est._no_improvement_count = 0
-            est.best_validation_score_ = max(est.best_validation_score_, score)
-            if not np.isfinite(score):
-                self.running = False
-                return
-        else:
-            if loss > est.best_loss_ - est.tol:
-                est._no_improvement_count += 1
-            else:
-                est._no_improvement_count = 0
-            if loss < est.best_loss_:
-                est.best_loss_ = loss
-        if est.solver == "sgd" and est.learning_rate == "invscaling":
-            lrs[i] = est.learning_rate_init / (est.t_ + 1) ** est.power_t
+        est._record_epoch(loss, n_rows, score)
+        if score is not None and not np.isfinite(score):
+            self.running = False
+            return
         if est._no_improvement_count > est.n_iter_no_change:
-            if est.solver == "sgd" and est.learning_rate == "adaptive" and lrs[i] > 1e-6:
-                lrs[i] = lrs[i] / 5.0
+            if est.solver == "sgd" and est.learning_rate == "adaptive" and self.lr > 1e-6:
+                self.lr /= 5.0
                 est._no_improvement_count = 0
             else:
                 self.running = False

@@ -112,24 +112,23 @@ class _BatchedSearchMixin:
         self : object
             Instance of fitted estimator.
         """
-        self._sknets_data = (X, y, params)
+        pool = {}
+        self._sknets_data = (X, y, params, pool)
         n_jobs = self.n_jobs
         _, _, final = _final_step(self.estimator)
         if why_not_batched(final) is None:
             # the fits only adopt pretrained members: nothing to parallelise
             self.n_jobs = None
-        pool = {}
-        self._sknets_pool = pool
         try:
             # the pool stays open for the refit, which may be pretrained too
             with _pretrained.members(pool):
                 return super().fit(X, y, **params)
         finally:
             self.n_jobs = n_jobs
-            del self._sknets_data, self._sknets_pool
+            del self._sknets_data
 
     def _evaluate_batched(self, evaluate_candidates, candidates):
-        X, y, params = self._sknets_data
+        X, y, params, pool = self._sknets_data
         params = dict(params)
         groups = params.pop("groups", None)
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
@@ -139,7 +138,7 @@ class _BatchedSearchMixin:
             # on a GPU, one more member per candidate costs next to nothing:
             # train the refit on all rows with the others
             fits = [*splits, (np.arange(_num_samples(X)), None)]
-        pretrain(self.estimator, candidates, X, y, fits, params, self.verbose, self._sknets_pool)
+        pretrain(self.estimator, candidates, X, y, fits, params, self.verbose, pool)
         evaluate_candidates(candidates, cv=check_cv(splits))
 
 
