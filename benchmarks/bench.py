@@ -422,6 +422,8 @@ class W5(W1):
                 pool_size=2,
                 hidden_layer_sizes=(128,),
                 batch_norm=True,
+                dropout=0.0,
+                conv_dropout=0.0,
                 solver="adam",
                 learning_rate_init=c["lr"],
                 max_iter=epochs,

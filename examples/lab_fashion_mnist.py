@@ -111,9 +111,9 @@ plt.show()
 # The network
 # -----------
 # The pixels (0 to 255) are divided by 255. Two conv blocks of 32 and 64
-# filters (3x3 convolution, batch normalisation, ReLU, 2x2 max-pooling) turn
-# each 28x28 image into 64 maps of 7x7; a dense layer of 128 units with
-# dropout and the softmax output follow. Adam, mini-batches of 128, 15
+# filters (3x3 convolution, batch normalisation, ReLU, 2x2 max-pooling,
+# dropout 0.25) turn each 28x28 image into 64 maps of 7x7; a dense layer of
+# 128 units with dropout and the softmax output follow. Adam, mini-batches of 128, 15
 # epochs. ``verbose=True`` prints the loss after each epoch.
 import time
 import warnings

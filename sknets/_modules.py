@@ -98,8 +98,8 @@ class MLPModule(nn.Module):
 class ConvModule(nn.Module):
     """Small VGG-style convolutional network with a dense head.
 
-    Each conv block is ``Conv -> [BatchNorm] -> activation -> MaxPool``; the
-    head is an :class:`MLPModule` on the flattened features, or on their
+    Each conv block is ``Conv -> [BatchNorm] -> activation -> MaxPool ->
+    [Dropout]``; the head is an :class:`MLPModule` on the flattened features, or on their
     per-channel means with ``global_pool=True``.
 
     Parameters
@@ -122,6 +122,8 @@ class ConvModule(nn.Module):
     dropout : float, default=0.0
         Dropout probability in the dense head.
     batch_norm : bool, default=True
+    conv_dropout : float, default=0.0
+        Dropout probability at the end of each conv block.
     seed : int, default=0
         Seed of the initialisation (drawn on the CPU, so the same on every
         device) and of the random shifts.
@@ -159,6 +161,7 @@ class ConvModule(nn.Module):
         seed=0,
         global_pool=False,
         random_shift=0,
+        conv_dropout=0.0,
     ):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -191,6 +194,8 @@ class ConvModule(nn.Module):
             if pool_size > 1 and min(spatial) >= pool_size:
                 blocks.append(pool(pool_size))
                 spatial = [s // pool_size for s in spatial]
+            if conv_dropout > 0:
+                blocks.append(nn.Dropout(conv_dropout))
             channels = out_channels
         self.features = nn.Sequential(*blocks)
         self.n_flat = channels if self.global_pool else channels * math.prod(spatial)
@@ -265,7 +270,9 @@ class ConvModule(nn.Module):
         batch norm"): the mean and variance of each batch norm's input over
         the samples of ``batches``, an iterable of input tensors, unshifted.
         Each batch is normalised with its own statistics, as in training, so
-        batches should not be tiny.
+        batches should not be tiny. Dropout is off, as in prediction: the
+        statistics are those of the inputs the batch norms see when the
+        network predicts.
         """
         norms = [m for m in self.features if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
@@ -275,6 +282,9 @@ class ConvModule(nn.Module):
         for m in norms:
             m.reset_running_stats()
         self.features.train()
+        for m in self.features:
+            if isinstance(m, nn.Dropout):
+                m.eval()
         try:
             seen = 0
             for X in batches:

@@ -51,3 +51,18 @@ def test_quick_benchmark_metadata(quick_results):
         assert meta[key]
     assert meta["quick"] is True
     assert meta["repeats"] == 1
+
+
+def test_conv_digits_script_runs(capsys):
+    """benchmarks/conv_digits.py, shortened to two epochs a fit."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import conv_digits
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    means = conv_digits.main(["--seeds", "0,1", "--device", "cpu", "--max-iter", "2"])
+    out = capsys.readouterr().out
+    assert len(means) == 2
+    # two epochs already learn the digits far above chance (0.1)
+    assert all(0.5 < m <= 1.0 for m in means)
+    assert "random_state=0: folds" in out and "mean over 2 seeds" in out

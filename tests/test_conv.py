@@ -171,6 +171,14 @@ def test_input_shape_invalid(input_shape):
         ConvClassifier(input_shape=input_shape, **TINY).fit(X, y)
 
 
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "0.2", None])
+def test_conv_dropout_is_validated(bad):
+    X = np.random.default_rng(0).random((10, 16))
+    y = np.arange(10) % 2
+    with pytest.raises(InvalidParameterError, match="conv_dropout"):
+        ConvClassifier(conv_dropout=bad, **TINY).fit(X, y)
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, "1"])
 def test_random_shift_is_validated(bad):
     X = np.random.default_rng(0).random((10, 16))
@@ -258,7 +266,9 @@ def _rng_states():
     return torch.random.get_rng_state(), np.random.get_state()
 
 
-@pytest.mark.parametrize("extra", [{}, {"random_shift": 1, "dropout": 0.3}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"random_shift": 1, "dropout": 0.3, "conv_dropout": 0.4}]
+)
 def test_same_random_state_same_model(small_digits, extra):
     X, y = small_digits
     torch_before, numpy_before = _rng_states()
@@ -307,6 +317,50 @@ def test_batch_norm_statistics_of_the_final_weights(small_digits, solver):
     torch.testing.assert_close(norm.running_var, z.var(dim=(0, 2, 3)), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("conv_dropout", [0.0, 0.3])
+def test_conv_dropout_ends_each_block(small_digits, conv_dropout):
+    X, y = small_digits
+    clf = _quiet_fit(
+        ConvClassifier(
+            input_shape=(1, 8, 8), conv_dropout=conv_dropout, **{**TINY, "filters": (4, 6)}
+        ),
+        X,
+        y,
+    )
+    kinds = [type(m) for m in clf.net_.module_.features]
+    block = [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    if conv_dropout:
+        block.append(nn.Dropout)
+    assert kinds == block * 2
+    drops = [m for m in clf.net_.module_.features if isinstance(m, nn.Dropout)]
+    assert all(m.p == conv_dropout for m in drops)
+
+
+def test_batch_norm_statistics_without_dropout(small_digits):
+    """The recomputed statistics are those prediction sees: a batch norm that
+    follows a dropout gets the statistics of its undropped input."""
+    X, y = small_digits
+    clf = _quiet_fit(
+        ConvClassifier(input_shape=(1, 8, 8), conv_dropout=0.5, **{**TINY, "filters": (4, 6)}),
+        X,
+        y,
+    )
+    features = clf.net_.module_.features
+    norm = features[6]
+    assert isinstance(features[4], nn.Dropout) and isinstance(norm, nn.BatchNorm2d)
+    with torch.no_grad():
+        # in evaluation mode, with the first block's recomputed statistics:
+        # the input the second batch norm gets at prediction time
+        z = features[:6].eval()(torch.as_tensor(X, dtype=torch.float32).reshape(-1, 1, 8, 8))
+    torch.testing.assert_close(norm.running_mean, z.mean(dim=(0, 2, 3)), rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(norm.running_var, z.var(dim=(0, 2, 3)), rtol=1e-2, atol=1e-5)
+    # with the dropout on, the variance would be larger
+    with torch.no_grad():
+        features[4].train()
+        dropped = features[:6](torch.as_tensor(X, dtype=torch.float32).reshape(-1, 1, 8, 8))
+    assert dropped.var(dim=(0, 2, 3)).mean() > 1.2 * norm.running_var.mean()
+
+
 def test_short_training_predicts_well(small_digits):
     """Eight full-batch steps move the weights far from those the running
     averages of batch statistics were taken with; the statistics of the final
@@ -320,6 +374,10 @@ def test_short_training_predicts_well(small_digits):
         batch_size=300,
         max_iter=8,
         learning_rate_init=0.005,
+        # the measurement above was without dropout, which slows such a
+        # short fit down
+        dropout=0.0,
+        conv_dropout=0.0,
     )
     clf = _quiet_fit(ConvClassifier(input_shape=(1, 8, 8), **params), X, y)
     assert clf.score(X, y) > 0.7
@@ -434,13 +492,17 @@ def test_conv_beats_mlp_on_shifted_motifs():
     X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=600, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        conv = ConvClassifier(random_state=0, device="cpu").fit(X_train, y_train)
+        # without the default dropout after the conv blocks, which slows
+        # learning on 600 noisy signals (3 steps an epoch): with it the
+        # convnet measured 0.66 to 0.80 over four seeds, 0.03 to 0.15 ahead
+        conv = ConvClassifier(conv_dropout=0.0, random_state=0, device="cpu")
+        conv.fit(X_train, y_train)
         mlp = MLPClassifier(random_state=0, device="cpu").fit(X_train, y_train)
     # 60 values: not a perfect square, so read as one-channel signals
     assert conv.input_shape_ == (1, 60)
     conv_score, mlp_score = conv.score(X_test, y_test), mlp.score(X_test, y_test)
-    # measured over four data and model seeds: 0.77 to 0.82 against 0.60 to
-    # 0.66, the convnet ahead by 0.13 to 0.19
+    # measured over four data and model seeds: 0.74 to 0.85 against 0.60 to
+    # 0.66, the convnet ahead by 0.11 to 0.20
     assert conv_score > 0.7
     assert conv_score > mlp_score + 0.08
 
@@ -449,15 +511,18 @@ def test_digits_cross_validation_accuracy():
     """The quality of the defaults: 5-fold CV on the digits after MinMaxScaler.
 
     The folds are not shuffled, so two of them hold writers the others lack
-    (their 7s and 4s look like 9s); they score about 0.94 to 0.97. Over model
-    seeds the mean score measured 0.970 to 0.976 (0.9722 with
-    random_state=0), against 0.965 with the former defaults; another machine
-    or thread count trains like another seed, hence the margin.
+    (their 7s and 4s look like 9s); they score about 0.95 to 0.98. Over model
+    seeds 0 to 7 the mean score measured 0.975 to 0.982 (0.9798 on average
+    over the seeds; 0.9822 with random_state=0), against 0.970 to 0.976
+    without the dropout of the defaults and 0.972 for scikit-learn's SVC.
+    The issue's target, 0.98, is met by half of the seeds only: the test
+    holds the measured floor with a margin, since another machine or thread
+    count trains like another seed.
     """
     X, y = load_digits(return_X_y=True)
     clf = make_pipeline(MinMaxScaler(), ConvClassifier(input_shape=(1, 8, 8), random_state=0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         scores = cross_val_score(clf, X, y, cv=5)
-    assert scores.mean() >= 0.965
-    assert scores.min() >= 0.93
+    assert scores.mean() >= 0.972
+    assert scores.min() >= 0.94
