@@ -424,6 +424,7 @@ class W5(W1):
                 batch_norm=True,
                 dropout=0.0,
                 conv_dropout=0.0,
+                label_smoothing=0.0,
                 solver="adam",
                 learning_rate_init=c["lr"],
                 max_iter=epochs,

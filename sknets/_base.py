@@ -257,9 +257,11 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             # the seeded initialisation replaces their weights: fork it
             with torch.random.fork_rng(devices=[]):
                 self.net_ = self._make_net(X.shape[1:], n_outputs, loss, device)
-        elif not incremental:
-            # a warm-started fit restarts the optimizer, as scikit-learn does
-            self.net_.initialize_optimizer()
+        else:
+            self._update_criterion()
+            if not incremental:
+                # a warm-started fit restarts the optimizer, as scikit-learn does
+                self.net_.initialize_optimizer()
         if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
             self._init_curves()  # as scikit-learn: lbfgs fits have no curves
         self._n_calls += 1
@@ -318,6 +320,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             module=module,
             criterion=WeightedLoss,
             criterion__loss=loss,
+            **{f"criterion__{k}": v for k, v in self._criterion_kwargs().items()},
             optimizer=optimizer,
             lr=self.learning_rate_init,
             max_epochs=self.max_iter,
@@ -337,6 +340,20 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         net.initialize()
         self._n_features_flat = n_features
         return net
+
+    def _criterion_kwargs(self):
+        """Keyword arguments of the loss beyond its name (see WeightedLoss)."""
+        return {}
+
+    def _update_criterion(self):
+        """Give a warm-started or incremental fit the loss of the current
+        parameters (skorch's ``set_params`` would restart the optimizer)."""
+        net, kwargs = self.net_, self._criterion_kwargs()
+        if any(getattr(net.criterion_, k) != v for k, v in kwargs.items()):
+            for k, v in kwargs.items():
+                setattr(net, f"criterion__{k}", v)
+            net.criterion_ = WeightedLoss(net.criterion_.loss, **kwargs)
+            net.reset_graphs()
 
     def _resolved_batch_size(self, n_samples):
         """The batch size of a fit on ``n_samples`` rows (no warning)."""

@@ -40,18 +40,21 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
 
     **Defaults.** The defaults are the classic introductory convnet's
     regularisation (dropout 0.25 after each conv block, 0.5 in the dense
-    head) on a small VGG-style network, and suit small images and signals:
-    on the 8x8 digits of :func:`~sklearn.datasets.load_digits` after
-    ``MinMaxScaler``, 5-fold cross-validation (``cv=5``, unshuffled folds
-    that keep some writers out of training) scores 0.975 to 0.982 over
-    eight model seeds (mean 0.9798), in 35 to 45 s on two CPU cores; the
-    same network without dropout scores 0.970 to 0.976. The dropout slows
-    learning on small data: on 600 short noisy signals (the test suite's
-    shifted motifs) ``conv_dropout=0`` scores higher. The training defaults are
-    :class:`MLPClassifier`'s but for ``learning_rate_init`` (0.003: dropout
-    slows learning down) and ``max_iter`` (45). With a dense head of many
-    inputs (large images, long signals) the first epoch's loss can jump at
-    this rate before it falls; ``learning_rate_init=0.001`` avoids that.
+    head) on a small VGG-style network, with label smoothing 0.1, and suit
+    small images and signals: on the 8x8 digits of
+    :func:`~sklearn.datasets.load_digits` after ``MinMaxScaler``, 5-fold
+    cross-validation (``cv=5``, unshuffled folds that keep some writers out
+    of training) scores 0.978 to 0.987 over sixteen model seeds (mean
+    0.9811), in 35 to 55 s on two CPU cores; without the label smoothing
+    0.975 to 0.982 (mean 0.9794); the earlier defaults, with neither
+    dropout nor smoothing, 0.970 to 0.976.
+    The dropout slows learning on small data: on 600 short noisy signals
+    (the test suite's shifted motifs) ``conv_dropout=0`` scores higher. The
+    training defaults are :class:`MLPClassifier`'s but for
+    ``learning_rate_init`` (0.003: dropout slows learning down) and
+    ``max_iter`` (45). With a dense head of many inputs (large images, long
+    signals) the first epoch's loss can jump at this rate before it falls;
+    ``learning_rate_init=0.001`` avoids that.
 
     Parameters
     ----------
@@ -131,6 +134,16 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
     conv_dropout : float, default=0.25
         Dropout probability at the end of each conv block (after the
         pooling). Set both dropouts to 0 for a network without dropout.
+    label_smoothing : float in [0, 1), default=0.1
+        Label smoothing ``eps`` of the training loss: the network is fitted
+        to targets that give each class ``eps / n_classes`` and the true
+        class the rest (for two classes or multilabel targets, each
+        output's 0/1 target becomes ``eps / 2`` / ``1 - eps / 2``). It keeps
+        the network from growing ever more confident on the training data,
+        so ``predict_proba`` of a well-fitted model tops out near
+        ``1 - eps + eps / n_classes``; ``loss_`` and ``loss_curve_`` are the
+        smoothed loss. 0 fits the plain log loss, as :class:`MLPClassifier`
+        does.
     device : str or torch.device, default='auto'
     precision : {'float32', 'float64', 'bfloat16'}, default='float32'
         ``'bfloat16'`` runs the network under autocast (fastest on GPUs).
@@ -197,6 +210,7 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
         "random_shift": [Interval(Integral, 0, None, closed="left")],
         "global_pool": ["boolean"],
         "conv_dropout": [Interval(Real, 0, 1, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -235,6 +249,7 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
         max_fun=15000,
         dropout=0.5,
         conv_dropout=0.25,
+        label_smoothing=0.1,
         device="auto",
         precision="float32",
     ):
@@ -271,6 +286,7 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
         self.max_fun = max_fun
         self.dropout = dropout
         self.conv_dropout = conv_dropout
+        self.label_smoothing = label_smoothing
         self.device = device
         self.precision = precision
 
@@ -360,6 +376,9 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
             "global_pool": self.global_pool,
             "random_shift": 0 if self.solver == "lbfgs" else self.random_shift,
         }
+
+    def _criterion_kwargs(self):
+        return {"label_smoothing": self.label_smoothing}
 
     def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
         if self.random_shift > 0:

@@ -23,6 +23,7 @@ plus ``0.5 * alpha * ||W||^2 / sum(weights)`` over the weight matrices.
 """
 
 import copy
+import functools
 import math
 import sys
 import time
@@ -41,11 +42,15 @@ from ._modules import penalized_parameters
 # ----------------------------------------------------------------------------
 
 
-def _cross_entropy(z, y):
-    return F.cross_entropy(z, y, reduction="none")
+def _cross_entropy(z, y, label_smoothing=0.0):
+    # torch's smoothing: the target is (1 - eps) * one-hot + eps / n_classes
+    return F.cross_entropy(z, y, reduction="none", label_smoothing=label_smoothing)
 
 
-def _binary_cross_entropy(z, y):
+def _binary_cross_entropy(z, y, label_smoothing=0.0):
+    if label_smoothing:
+        # the same rule with two classes per output: y -> y (1 - eps) + eps / 2
+        y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
     return F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1)
 
 
@@ -68,6 +73,7 @@ def _huber(z, y):
 
 
 #: Per-sample losses on the raw network output, by name.
+#: Those of :data:`SMOOTHABLE` also take a ``label_smoothing`` keyword.
 LOSSES = {
     "log_loss": _cross_entropy,
     "binary_log_loss": _binary_cross_entropy,
@@ -76,6 +82,9 @@ LOSSES = {
     "absolute_error": _absolute_error,
     "huber": _huber,
 }
+
+#: The losses of class targets, which take ``label_smoothing``.
+SMOOTHABLE = frozenset({"log_loss", "binary_log_loss"})
 
 #: Output activations applied at prediction time, by scikit-learn's names.
 OUT_ACTIVATIONS = {
@@ -189,12 +198,21 @@ class WeightedLoss(nn.Module):
     """Sample-weighted mean of a per-sample loss from :data:`LOSSES`.
 
     With ``w=None`` it is the plain mean (fewer kernels per step).
+    ``label_smoothing`` (for the losses of :data:`SMOOTHABLE` only) softens
+    the class targets: ``eps`` of each target's mass is spread evenly over
+    the classes (over the two values of each output for the binary loss).
     """
 
-    def __init__(self, loss="squared_error"):
+    def __init__(self, loss="squared_error", label_smoothing=0.0):
         super().__init__()
         self.loss = loss
-        self._fn = LOSSES[loss]
+        self.label_smoothing = float(label_smoothing)
+        fn = LOSSES[loss]
+        if self.label_smoothing:
+            if loss not in SMOOTHABLE:
+                raise ValueError(f"label_smoothing needs a class loss, not {loss!r}.")
+            fn = functools.partial(fn, label_smoothing=self.label_smoothing)
+        self._fn = fn
 
     def forward(self, z, y, w=None):
         if w is None:

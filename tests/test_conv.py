@@ -171,20 +171,19 @@ def test_input_shape_invalid(input_shape):
         ConvClassifier(input_shape=input_shape, **TINY).fit(X, y)
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.0, "0.2", None])
-def test_conv_dropout_is_validated(bad):
+@pytest.mark.parametrize(
+    "name, bad",
+    [
+        *[("conv_dropout", bad) for bad in (-0.1, 1.0, "0.2", None)],
+        *[("label_smoothing", bad) for bad in (-0.1, 1.0, "0.1", None)],
+        *[("random_shift", bad) for bad in (-1, 1.5, "1")],
+    ],
+)
+def test_conv_parameters_are_validated(name, bad):
     X = np.random.default_rng(0).random((10, 16))
     y = np.arange(10) % 2
-    with pytest.raises(InvalidParameterError, match="conv_dropout"):
-        ConvClassifier(conv_dropout=bad, **TINY).fit(X, y)
-
-
-@pytest.mark.parametrize("bad", [-1, 1.5, "1"])
-def test_random_shift_is_validated(bad):
-    X = np.random.default_rng(0).random((10, 16))
-    y = np.arange(10) % 2
-    with pytest.raises(InvalidParameterError, match="random_shift"):
-        ConvClassifier(random_shift=bad, **TINY).fit(X, y)
+    with pytest.raises(InvalidParameterError, match=name):
+        ConvClassifier(**{name: bad}, **TINY).fit(X, y)
 
 
 def test_wrong_number_of_features_at_predict(small_digits):
@@ -210,7 +209,9 @@ def test_string_labels(small_digits):
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     )
     labels = names[y]
-    params = {**TINY, "max_iter": 10}
+    # no dropout: a 4-filter, 8-unit network with the default dropout learns
+    # slowly, and this test is about the labels, not about regularisation
+    params = {**TINY, "max_iter": 10, "dropout": 0.0, "conv_dropout": 0.0}
     clf = _quiet_fit(ConvClassifier(**params), X, labels)
     np.testing.assert_array_equal(clf.classes_, np.sort(names))
     pred = clf.predict(X)
@@ -383,6 +384,43 @@ def test_short_training_predicts_well(small_digits):
     assert clf.score(X, y) > 0.7
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_label_smoothing_tempers_the_probabilities(small_digits, binary):
+    """Trained on smoothed targets, the network aims at probabilities of
+    1 - eps + eps / n_classes for the true class, not 1."""
+    X, y = small_digits
+    if binary:
+        y = y % 2
+    params = dict(
+        TINY, filters=(8,), hidden_layer_sizes=(32,), max_iter=40, dropout=0.0, conv_dropout=0.0
+    )
+    top = {}
+    for eps in (0.0, 0.3):
+        clf = _quiet_fit(ConvClassifier(label_smoothing=eps, **params), X, y)
+        assert clf.net_.criterion_.label_smoothing == eps
+        top[eps] = clf.predict_proba(X).max(axis=1).mean()
+    target = 1 - 0.3 + 0.3 / len(np.unique(y))
+    assert top[0.0] > 0.99
+    # measured 0.733 (10 classes) and 0.855 (2), with every training sample
+    # right in both fits
+    assert abs(top[0.3] - target) < 0.02
+
+
+def test_label_smoothing_followed_by_warm_start_and_partial_fit(small_digits):
+    """A changed label_smoothing takes effect on the next fit or partial_fit,
+    and partial_fit keeps the optimizer's state across the change."""
+    X, y = small_digits
+    clf = _quiet_fit(ConvClassifier(warm_start=True, label_smoothing=0.1, **TINY), X, y)
+    clf.set_params(label_smoothing=0.3)
+    _quiet_fit(clf, X, y)
+    assert clf.net_.criterion_.label_smoothing == 0.3
+    optimizer = clf.net_.optimizer_
+    clf.set_params(label_smoothing=0.0)
+    clf.partial_fit(X, y)
+    assert clf.net_.criterion_.label_smoothing == 0.0
+    assert clf.net_.optimizer_ is optimizer
+
+
 # -- model selection and incremental fitting ----------------------------------------
 
 
@@ -494,15 +532,15 @@ def test_conv_beats_mlp_on_shifted_motifs():
         warnings.simplefilter("ignore", ConvergenceWarning)
         # without the default dropout after the conv blocks, which slows
         # learning on 600 noisy signals (3 steps an epoch): with it the
-        # convnet measured 0.66 to 0.80 over four seeds, 0.03 to 0.15 ahead
+        # convnet measured 0.64 to 0.81 over four seeds, 0.01 to 0.15 ahead
         conv = ConvClassifier(conv_dropout=0.0, random_state=0, device="cpu")
         conv.fit(X_train, y_train)
         mlp = MLPClassifier(random_state=0, device="cpu").fit(X_train, y_train)
     # 60 values: not a perfect square, so read as one-channel signals
     assert conv.input_shape_ == (1, 60)
     conv_score, mlp_score = conv.score(X_test, y_test), mlp.score(X_test, y_test)
-    # measured over four data and model seeds: 0.74 to 0.85 against 0.60 to
-    # 0.66, the convnet ahead by 0.11 to 0.20
+    # measured over four data and model seeds: 0.70 to 0.82 against 0.60 to
+    # 0.66, the convnet ahead by 0.07 to 0.16 (0.77 against 0.60 for seed 0)
     assert conv_score > 0.7
     assert conv_score > mlp_score + 0.08
 
@@ -511,18 +549,20 @@ def test_digits_cross_validation_accuracy():
     """The quality of the defaults: 5-fold CV on the digits after MinMaxScaler.
 
     The folds are not shuffled, so two of them hold writers the others lack
-    (their 7s and 4s look like 9s); they score about 0.95 to 0.98. Over model
-    seeds 0 to 7 the mean score measured 0.975 to 0.982 (0.9798 on average
-    over the seeds; 0.9822 with random_state=0), against 0.970 to 0.976
-    without the dropout of the defaults and 0.972 for scikit-learn's SVC.
-    The issue's target, 0.98, is met by half of the seeds only: the test
-    holds the measured floor with a margin, since another machine or thread
-    count trains like another seed.
+    (their 7s and 4s look like 9s); they score about 0.94 to 0.98. Over model
+    seeds 0 to 15 the mean score measured 0.978 to 0.987 (0.9811 on average
+    over the seeds, 11 of 16 seeds at 0.98 or more; 0.9783 with
+    random_state=0, folds 0.958 to 0.994), against 0.975 to 0.982 (0.9794)
+    without the label smoothing of the defaults, 0.970 to 0.976 with neither
+    dropout nor smoothing and 0.972 for scikit-learn's SVC. The issue's
+    target, 0.98, is the mean over seeds; one seed's score is noisier than
+    that (another machine or thread count trains like another seed), so
+    the test holds the sixteen-seed floor with a margin.
     """
     X, y = load_digits(return_X_y=True)
     clf = make_pipeline(MinMaxScaler(), ConvClassifier(input_shape=(1, 8, 8), random_state=0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         scores = cross_val_score(clf, X, y, cv=5)
-    assert scores.mean() >= 0.972
+    assert scores.mean() >= 0.975
     assert scores.min() >= 0.94

@@ -184,6 +184,40 @@ def test_weighted_loss_is_weighted_mean(loss):
     np.testing.assert_allclose(got.item(), per_sample.mean(), rtol=1e-10)
 
 
+@pytest.mark.parametrize("eps", [0.1, 0.4])
+def test_weighted_loss_label_smoothing(eps):
+    """Smoothing moves eps of each target's mass evenly over the classes:
+    (1 - eps) of the log loss plus eps of the mean of -log p over the
+    classes; for the binary loss, each output's target becomes y (1 - eps) +
+    eps / 2."""
+    rng = np.random.default_rng(2)
+    n, k = 12, 4
+    z = rng.normal(scale=2, size=(n, k))
+    w = rng.uniform(0, 3, size=n)
+    y = rng.integers(0, k, size=n)
+    logp = log_softmax(z, axis=1)
+    per_sample = -(1 - eps) * logp[np.arange(n), y] - eps * logp.mean(1)
+    got = WeightedLoss("log_loss", label_smoothing=eps)(
+        torch.from_numpy(z), torch.from_numpy(y), torch.from_numpy(w)
+    )
+    np.testing.assert_allclose(got.item(), (per_sample * w).sum() / w.sum(), rtol=1e-10)
+
+    Y = rng.integers(0, 2, size=(n, k)).astype(float)
+    T = Y * (1 - eps) + eps / 2
+    per_sample = -(T * np.log(expit(z)) + (1 - T) * np.log(expit(-z))).sum(1)
+    got = WeightedLoss("binary_log_loss", label_smoothing=eps)(
+        torch.from_numpy(z), torch.from_numpy(Y), torch.from_numpy(w)
+    )
+    np.testing.assert_allclose(got.item(), (per_sample * w).sum() / w.sum(), rtol=1e-10)
+
+
+def test_weighted_loss_label_smoothing_needs_a_class_loss():
+    with pytest.raises(ValueError, match="label_smoothing needs a class loss"):
+        WeightedLoss("squared_error", label_smoothing=0.1)
+    # no smoothing: any loss
+    assert WeightedLoss("squared_error", label_smoothing=0.0).label_smoothing == 0.0
+
+
 def test_weighted_loss_integer_weights_equal_repeated_rows():
     rng = np.random.default_rng(1)
     z, y = torch.from_numpy(rng.normal(size=(5, 2))), torch.from_numpy(rng.normal(size=(5, 2)))
