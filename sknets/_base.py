@@ -352,7 +352,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         if any(getattr(net.criterion_, k) != v for k, v in kwargs.items()):
             for k, v in kwargs.items():
                 setattr(net, f"criterion__{k}", v)
-            net.criterion_ = WeightedLoss(net.criterion_.loss, **kwargs)
+            net.initialize_criterion()
             net.reset_graphs()
 
     def _resolved_batch_size(self, n_samples):
