@@ -9,12 +9,14 @@ convergence warning); the mechanics of each epoch live in
 """
 
 import contextlib
+import threading
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, _fit_context
@@ -28,6 +30,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     check_classification_targets,
+    type_of_target,
     unique_labels,
 )
 from sklearn.utils.validation import (
@@ -36,6 +39,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _pretrained
 from ._engine import (
     DECOUPLED_DECAY,
     OUT_ACTIVATIONS,
@@ -43,17 +47,40 @@ from ._engine import (
     SOLVERS,
     DeviceData,
     FastNet,
+    NetCheckpoint,
     ProgressBar,
     WeightedLoss,
     optimizer_kwargs,
     resolve_device,
+    resolve_precision,
 )
-from . import _pretrained
 from ._modules import ACTIVATIONS
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
 _FLOAT_DTYPES = (np.float64, np.float32)
 _CURVES = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
+
+#: Parameters read by the training loop at each fit, never by the net: a
+#: warm-started fit that changes only these keeps its net as it is.
+_LOOP_PARAMS = frozenset(
+    {
+        "verbose",
+        "warm_start",
+        "early_stopping",
+        "validation_fraction",
+        "n_iter_no_change",
+        "learning_rate",
+        "power_t",
+        "batch_size",
+        "random_state",
+    }
+)
+
+#: scikit-learn's words for a fit that ends with non-finite weights.
+NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain "
+    "large values and need to be preprocessed."
+)
 
 
 def _draw_seed(random_state):
@@ -63,50 +90,71 @@ def _draw_seed(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
-class _SeededTorch:
-    """Context: torch's default generators seeded, and restored afterwards.
+class _Rollback:
+    """The state of an estimator before a fit, to put back if the fit raises.
 
-    Dropout draws from torch's default generator of the device; forking it
-    makes fits reproducible without changing the caller's RNG state.
+    A shallow copy of its attributes (lists copied, so that appended curves
+    come back as they were) and, when the fit trains the existing net in
+    place (``warm_start`` or ``partial_fit``), a :class:`NetCheckpoint`.
     """
 
-    def __init__(self, seed, device):
-        self.seed = seed
-        self.device = device
+    def __init__(self, est, net=False):
+        self.est = est
+        self.attrs = dict(est.__dict__)
+        self.lists = {k: list(v) for k, v in self.attrs.items() if isinstance(v, list)}
+        old = self.attrs.get("net_")
+        self.net = NetCheckpoint(old) if net and old is not None else None
 
-    def __enter__(self):
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        self._fork = torch.random.fork_rng(devices=cuda)
-        self._fork.__enter__()
-        torch.default_generator.manual_seed(self.seed)
-        for index in cuda:
-            torch.cuda.default_generators[index].manual_seed(self.seed)
-        return self
+    def restore(self):
+        attrs = self.est.__dict__
+        attrs.clear()
+        attrs.update(self.attrs)
+        attrs.update({k: list(v) for k, v in self.lists.items()})
+        if self.net is not None:
+            self.net.restore()
 
-    def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
+
+@contextlib.contextmanager
+def _atomic(est, incremental=False):
+    """A fit that raises (KeyboardInterrupt too) leaves ``est`` as it was."""
+    saved = _Rollback(est, net=incremental or est.warm_start)
+    try:
+        yield
+    except BaseException:
+        saved.restore()
+        raise
 
 
 #: Below this many multiply-adds per training step (batch rows times
-#: parameters), a CPU fit runs torch on one thread: the work is too small to
-#: split, and waiting threads on busy cores slow tiny steps down many times
-#: over (measured on 2 loaded cores: load_digits 5-fold, 1.2 s on one
-#: thread, 15 s on two).
+#: parameters), a CPU fit runs torch on one thread (see
+#: ``benchmarks/RESULTS.md`` for the measurements behind it).
 SMALL_STEP = 2**22
+
+_THREADS_LOCK = threading.Lock()
+_THREADS = {"users": 0, "before": None}
 
 
 @contextlib.contextmanager
 def intra_op_threads(n):
-    """Run torch's CPU operators on at most ``n`` threads, then restore."""
-    before = torch.get_num_threads()
-    if n >= before:
-        yield
-        return
-    torch.set_num_threads(n)
+    """Run torch's CPU operators on at most ``n`` threads, then restore.
+
+    torch's thread count is global to the process: with fits running in
+    several Python threads, the first one in sets it and the last one out
+    restores the caller's setting.
+    """
+    with _THREADS_LOCK:
+        if _THREADS["users"] == 0:
+            _THREADS["before"] = torch.get_num_threads()
+            if n < _THREADS["before"]:
+                torch.set_num_threads(n)
+        _THREADS["users"] += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _THREADS["users"] -= 1
+            if _THREADS["users"] == 0 and torch.get_num_threads() != _THREADS["before"]:
+                torch.set_num_threads(_THREADS["before"])
 
 
 def _threads_for(net, X, est):
@@ -119,6 +167,14 @@ def _threads_for(net, X, est):
     if rows * n_params >= SMALL_STEP:
         return contextlib.nullcontext()
     return intra_op_threads(1)
+
+
+def _max_abs(X):
+    if sp.issparse(X):
+        X = X.data
+    if X.size == 0:
+        return 0.0
+    return max(float(np.max(X)), -float(np.min(X)))
 
 
 class _BaseNet(BaseEstimator, metaclass=ABCMeta):
@@ -159,8 +215,11 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "device": [str, torch.device],
-        "precision": [StrOptions(set(PRECISIONS))],
+        "precision": [StrOptions({"auto", *PRECISIONS})],
     }
+
+    #: sparse formats accepted for X (False: dense only)
+    _accept_sparse = False
 
     # -- what subclasses provide -------------------------------------------------
 
@@ -176,20 +235,44 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     def _validation_score(self, raw, y, w):
         """Score of raw outputs against encoded targets (early stopping)."""
 
+    def _check_batches(self, batch_rows):
+        """Raise a ValueError before training if the network cannot train
+        on batches of ``batch_rows`` rows (a list of sizes)."""
+
     def _validate_X(self, X, reset):
         """Validate X at predict time; subclasses may reshape."""
-        return validate_data(self, X, dtype=_FLOAT_DTYPES, reset=reset)
+        return validate_data(
+            self, X, dtype=_FLOAT_DTYPES, accept_sparse=self._accept_sparse, reset=reset
+        )
 
     def _validate_Xy(self, X, y, reset):
-        return validate_data(self, X, y, multi_output=True, dtype=_FLOAT_DTYPES, reset=reset)
+        return validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            dtype=_FLOAT_DTYPES,
+            accept_sparse=self._accept_sparse,
+            reset=reset,
+        )
 
     # -- fitting -------------------------------------------------------------------
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+        if any(
+            isinstance(s, (bool, np.bool_)) or not isinstance(s, (Integral, Real)) for s in sizes
+        ):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}.")
         if any(s <= 0 for s in sizes):
+            # scikit-learn's words
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        if any(not isinstance(s, Integral) for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {sizes}: a layer "
+                "of a fractional number of units does not exist."
+            )
         return [int(s) for s in sizes]
 
     def _check_solver(self):
@@ -204,9 +287,11 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
+        A fit that raises leaves the estimator as it was before the call.
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             The input data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The target values: class labels in classification, real numbers
@@ -220,30 +305,49 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         self : object
             Returns a trained model.
         """
-        fitted = _pretrained.take(self, X, y, sample_weight)
-        if fitted is not None:
-            return self._adopt(fitted)
-        return self._fit(X, y, sample_weight=sample_weight)
+        with _atomic(self):
+            fitted = _pretrained.take(self, X, y, sample_weight)
+            if fitted is not None:
+                return self._adopt(fitted)
+            return self._fit(X, y, sample_weight=sample_weight)
+
+    def _net_spec(self, precision, device):
+        """Everything the net is built from, beyond the data: a warm-started
+        fit whose spec changed rebuilds its net (keeping the weights)."""
+        params = self.get_params(deep=False)
+        kept = sorted((k, repr(v)) for k, v in params.items() if k not in _LOOP_PARAMS)
+        return repr((kept, precision, str(device)))
 
     def _prepare_fit(self, X, y, sample_weight=None, incremental=False, classes=None):
-        """Validate the data and, on a first fit, set up the attributes and
-        build ``net_`` (initialised, untrained). Returns the validated
-        ``X``, the encoded targets, the sample weights and this call's seed.
+        """Validate the data and set up ``net_`` for this call: built anew
+        on a first fit, rebuilt with the old weights when a warm-started or
+        incremental fit changed a parameter of the net, else kept. Returns
+        the validated ``X``, the encoded targets, the sample weights and this
+        call's seed.
         """
-        first = not hasattr(self, "net_") or not (incremental or self.warm_start)
+        reuse = hasattr(self, "net_") and (incremental or self.warm_start)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        X, y = self._validate_Xy(X, y, reset=first)
+        X, y = self._validate_Xy(X, y, reset=not reuse)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         targets, loss, out_activation, n_outputs = self._encode_targets(
-            y, first_call=first, classes=classes
+            y, first_call=not reuse, classes=classes
         )
         hidden = self._hidden_sizes()
         device = resolve_device(self.device)
+        precision = resolve_precision(self.precision, X.dtype, device)
+        self._check_range(X, targets, precision)
+        spec = self._net_spec(precision, device)
 
-        if first:
+        if not reuse:
             self._seed = _draw_seed(self.random_state)
+            # an int random_state initialises as scikit-learn's MLP does
+            self._init_seed = (
+                int(self.random_state)
+                if isinstance(self.random_state, Integral)
+                else self._seed
+            )
             self._n_calls = 0
             self.n_outputs_ = n_outputs
             self.out_activation_ = out_activation
@@ -253,21 +357,58 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             self._no_improvement_count = 0
             for name in _CURVES:
                 self.__dict__.pop(name, None)
-            # torch's layer constructors draw from the global generator before
-            # the seeded initialisation replaces their weights: fork it
-            with torch.random.fork_rng(devices=[]):
-                self.net_ = self._make_net(X.shape[1:], n_outputs, loss, device)
-        else:
-            self._update_criterion()
-            if not incremental:
-                # a warm-started fit restarts the optimizer, as scikit-learn does
-                self.net_.initialize_optimizer()
+            self.net_ = self._make_net(X.shape[1:], n_outputs, loss, device, precision)
+        elif spec != self._spec:
+            self.net_ = self._rebuild_net(X.shape[1:], loss, device, precision, incremental)
+        elif not incremental:
+            # a warm-started fit restarts the optimizer, as scikit-learn does
+            self.net_.initialize_optimizer()
+        self._spec = spec
+        self._fit_dtype = X.dtype
         if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
             self._init_curves()  # as scikit-learn: lbfgs fits have no curves
         self._n_calls += 1
         # each call of fit / partial_fit draws fresh batch orders and dropout
         seed = (self._seed + 7919 * (self._n_calls - 1)) % (2**31 - 1)
         return X, targets, sample_weight, seed
+
+    def _rebuild_net(self, input_shape, loss, device, precision, incremental):
+        """A net of the current parameters holding the old net's weights
+        (and, for ``partial_fit`` with the same solver, its optimizer
+        state); a ValueError if the weights no longer fit."""
+        old = self.net_
+        net = self._make_net(input_shape, self.n_outputs_, loss, device, precision)
+        try:
+            net.module_.load_state_dict(old.module_.state_dict())
+        except RuntimeError as exc:
+            raise ValueError(
+                f"warm_start=True and partial_fit keep the fitted weights, but the "
+                f"architecture parameters of this {type(self).__name__} changed since "
+                "the last fit, so the weights no longer fit the network. Set "
+                "warm_start=False (or fit a new estimator) to train from scratch."
+            ) from exc
+        if incremental and type(old.optimizer_) is type(net.optimizer_):
+            state = old.optimizer_.state_dict()
+            fresh = net.optimizer_.state_dict()["param_groups"]
+            for group, new in zip(state["param_groups"], fresh):
+                group.update({k: v for k, v in new.items() if k != "params"})
+            net.optimizer_.load_state_dict(state)
+        net.history = old.history
+        return net
+
+    def _check_range(self, X, targets, precision):
+        """Values that overflow the training dtype are a ValueError."""
+        if PRECISIONS[precision][0] == torch.float64:
+            return
+        limit = float(np.finfo(np.float32).max)
+        for name, a in (("X", X), ("y", targets)):
+            if a.dtype == np.float64 and _max_abs(a) > limit:
+                raise ValueError(
+                    f"{name} has values of magnitude up to {_max_abs(a):.3g}, more than "
+                    f"float32 holds ({limit:.3g}), and this fit trains in float32 "
+                    f"(precision={self.precision!r}). Scale {name} or use "
+                    "precision='float64'."
+                )
 
     def _init_curves(self):
         self.loss_curve_ = []
@@ -284,13 +425,21 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         X, targets, sample_weight, seed = self._prepare_fit(
             X, y, sample_weight, incremental, classes
         )
-        with _SeededTorch(seed, self.net_.torch_device), _threads_for(self.net_, X, self):
+        # dropout and random shifts restart from this call's seed
+        self.net_.module_.reseed((seed + 1) % (2**31 - 1))
+        with _threads_for(self.net_, X, self):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(X, targets, sample_weight)
             else:
                 self._fit_stochastic(X, targets, sample_weight, incremental, seed)
+        self._check_weights()
         self._export_weights()
         return self
+
+    def _check_weights(self):
+        """A fit whose final weights are not all finite is an error."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.net_.module_.parameters()):
+            raise ValueError(NON_FINITE)
 
     def _adopt(self, fitted):
         """Take the fitted state of ``fitted``, an estimator with the same
@@ -308,7 +457,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             )
         return self
 
-    def _make_net(self, input_shape, n_outputs, loss, device):
+    def _make_net(self, input_shape, n_outputs, loss, device, precision):
         n_features = int(np.prod(input_shape))
         module, module_kwargs = self._build_module(input_shape, n_outputs, self._seed)
         graphed = device.type == "cuda" and not (
@@ -331,9 +480,8 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             alpha=0.0 if decoupled else self.alpha,
             shuffle=self.shuffle,
             seed=self._seed,
-            precision=self.precision,
+            precision=precision,
             cuda_graphs=graphed,
-            torch_load_kwargs={"weights_only": False},
             **{f"module__{k}": v for k, v in module_kwargs.items()},
             **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
         )
@@ -344,16 +492,6 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     def _criterion_kwargs(self):
         """Keyword arguments of the loss beyond its name (see WeightedLoss)."""
         return {}
-
-    def _update_criterion(self):
-        """Give a warm-started or incremental fit the loss of the current
-        parameters (skorch's ``set_params`` would restart the optimizer)."""
-        net, kwargs = self.net_, self._criterion_kwargs()
-        if any(getattr(net.criterion_, k) != v for k, v in kwargs.items()):
-            for k, v in kwargs.items():
-                setattr(net, f"criterion__{k}", v)
-            net.initialize_criterion()
-            net.reset_graphs()
 
     def _resolved_batch_size(self, n_samples):
         """The batch size of a fit on ``n_samples`` rows (no warning)."""
@@ -371,56 +509,63 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
 
     def _fit_lbfgs(self, X, targets, sample_weight):
         net = self.net_
+        self._check_batches([X.shape[0]])
         data = DeviceData(X, targets, sample_weight, net.torch_device, net.dtype)
+        # scipy's L-BFGS-B warns as scikit-learn's does at max_iter / max_fun
         loss, n_iter = net.run_lbfgs(data)
         self._check_finite(loss)
         self.n_iter_ = n_iter
         self.t_ = X.shape[0]
         self.loss_ = loss
-        if n_iter >= self.max_iter:
-            warnings.warn(
-                "lbfgs failed to converge after %d iteration(s) (status=1):\n"
-                "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT\n\n"
-                "Increase the number of iterations to improve the convergence "
-                "(max_iter=%d).\nYou might also want to scale the data as shown "
-                "in:\n    https://scikit-learn.org/stable/modules/preprocessing.html"
-                % (n_iter, self.max_iter),
-                ConvergenceWarning,
-            )
 
     def _check_finite(self, loss):
         if not np.isfinite(loss):
             raise ValueError(
-                f"The training loss became {loss} at epoch {self.n_iter_ + 1}: the "
-                "network diverged. Lower learning_rate_init, scale X (for "
-                "example with MinMaxScaler or StandardScaler) or increase alpha."
+                f"{NON_FINITE} The training loss became {loss} at epoch "
+                f"{self.n_iter_ + 1}: the network diverged. Lower learning_rate_init, "
+                "scale X (for example with MinMaxScaler or StandardScaler) or "
+                "increase alpha."
             )
+
+    def _stratify(self, targets):
+        """The labels the early-stopping split is stratified on, or None:
+        as scikit-learn, single-output classification only."""
+        return None
+
+    def _early_stopping_split(self, targets, seed):
+        """Training and validation row indices of the ``early_stopping``
+        split (the one rule of sequential and batched fits)."""
+        train, val = train_test_split(
+            np.arange(targets.shape[0]),
+            random_state=seed,
+            test_size=self.validation_fraction,
+            stratify=self._stratify(targets),
+        )
+        if len(val) < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        return train, val
 
     def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
         net = self.net_
         device, dtype = net.torch_device, net.dtype
         val = None
         if self.early_stopping:
-            stratify = targets if self._stratify() else None
-            parts = train_test_split(
-                X,
-                targets,
-                *([sample_weight] if sample_weight is not None else []),
-                random_state=seed,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            X, X_val, targets, y_val = parts[:4]
-            sample_weight, w_val = (parts[4], parts[5]) if len(parts) > 4 else (None, None)
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
-            val = (X_val, y_val, w_val)
+            train, rows = self._early_stopping_split(targets, seed)
+            w_val = None if sample_weight is None else sample_weight[rows]
+            val = (X[rows], targets[rows], w_val)
+            X, targets = X[train], targets[train]
+            sample_weight = None if sample_weight is None else sample_weight[train]
+            if self.validation_scores_:
+                # a warm start that never beats the best score so far ends
+                # with the weights it started from, the best of the last fit
+                self._best_state = self._module_state()
 
         n_samples = X.shape[0]
         net.batch_size = self._batch_size(n_samples)
+        self._check_batches(self._batch_rows(n_samples, net.batch_size))
         data = DeviceData(X, targets, sample_weight, device, dtype)
         net._generator = net.new_generator(seed)
         if not incremental:
@@ -428,41 +573,73 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             self._no_improvement_count = 0
             self._set_lr(self.learning_rate_init)
 
+        finished = 0
         for _ in range(1 if incremental else self.max_iter):
-            start = time.perf_counter()
-            if self.verbose >= 2:
-                net.progress = ProgressBar(f"Epoch {self.n_iter_ + 1}/{self.max_iter}")
+            # a KeyboardInterrupt goes back to the end of the last epoch
+            saved = None if incremental else _Rollback(self, net=True)
             try:
-                loss = net.run_epoch(data)
-            finally:
-                net.progress = None
-            self._check_finite(loss)
-            self._validate_epoch(loss, n_samples, val)
-            if self.verbose:
-                self._print_epoch(time.perf_counter() - start)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._set_lr(self._invscaling_lr())
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if self.early_stopping else "Training loss"
-                msg = (
-                    f"{what} did not improve more than tol={self.tol:f} for "
-                    f"{self.n_iter_no_change} consecutive epochs."
-                )
-                if self._trigger_stopping(msg):
-                    break
-                self._no_improvement_count = 0
-            if not incremental and self.n_iter_ == self.max_iter:
-                warnings.warn(
-                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % self.max_iter,
-                    ConvergenceWarning,
-                )
+                stop = self._run_epoch(data, n_samples, val, incremental)
+            except KeyboardInterrupt:
+                if not finished:
+                    raise
+                saved.restore()
+                warnings.warn("Training interrupted by user.")
+                break
+            finished += 1
+            if stop:
+                break
         if self.early_stopping:
-            net.module_.load_state_dict(self._best_state)
-            del self._best_state
+            best = self.__dict__.pop("_best_state", None)
+            if best is None:
+                raise ValueError(
+                    f"{NON_FINITE} The validation score was never finite: the "
+                    "network diverged. Lower learning_rate_init or scale X."
+                )
+            net.module_.load_state_dict(best)
 
-    def _stratify(self):
+    def _run_epoch(self, data, n_samples, val, incremental):
+        """One epoch with scikit-learn's bookkeeping; True to stop."""
+        net = self.net_
+        start = time.perf_counter()
+        if self.verbose >= 2:
+            net.progress = ProgressBar(f"Epoch {self.n_iter_ + 1}/{self.max_iter}")
+        try:
+            loss = net.run_epoch(data)
+        finally:
+            net.progress = None
+        if val is None:
+            # without a validation set nothing can be kept: stop at once
+            self._check_finite(loss)
+        self._validate_epoch(loss, n_samples, val)
+        if self.verbose:
+            self._print_epoch(time.perf_counter() - start)
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            self._set_lr(self._invscaling_lr())
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if self.early_stopping else "Training loss"
+            msg = (
+                f"{what} did not improve more than tol={self.tol:f} for "
+                f"{self.n_iter_no_change} consecutive epochs."
+            )
+            if self._trigger_stopping(msg):
+                return True
+            self._no_improvement_count = 0
+        if not incremental and self.n_iter_ == self.max_iter:
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                "optimization hasn't converged yet." % self.max_iter,
+                ConvergenceWarning,
+            )
         return False
+
+    @staticmethod
+    def _batch_rows(n_samples, batch_size):
+        """The sizes of an epoch's batches (the last may be smaller)."""
+        full, rest = divmod(n_samples, batch_size)
+        return [batch_size] * full + ([rest] if rest else [])
+
+    def _module_state(self):
+        return {k: v.detach().clone() for k, v in self.net_.module_.state_dict().items()}
 
     def _current_lr(self):
         return self.net_.optimizer_.param_groups[0]["lr"]
@@ -494,13 +671,16 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         if val is not None:
             X_val, y_val, w_val = val
             raw = self.net_.forward_raw(X_val)
-            score = self._validation_score(raw, y_val, w_val)
-            if self.verbose:
-                self._val_loss = self.net_.data_loss(raw, y_val, w_val)
+            if np.isfinite(raw).all():
+                with np.errstate(over="ignore", invalid="ignore"):
+                    score = float(self._validation_score(raw, y_val, w_val))
+                if self.verbose:
+                    self._val_loss = self.net_.data_loss(raw, y_val, w_val)
+            else:
+                # as scikit-learn: a diverged network scores NaN
+                score = self._val_loss = np.nan
         if self._record_epoch(loss, n_samples, score):
-            self._best_state = {
-                k: v.detach().clone() for k, v in self.net_.module_.state_dict().items()
-            }
+            self._best_state = self._module_state()
 
     def _record_epoch(self, loss, n_samples, score=None):
         """scikit-learn's bookkeeping after an epoch: the attributes and the
@@ -537,32 +717,70 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         print(f"{line} - {seconds:.3f}s", flush=True)
 
     def _export_weights(self):
-        """``coefs_`` / ``intercepts_`` as scikit-learn's (dense layers)."""
+        """``coefs_`` / ``intercepts_`` as scikit-learn's (dense layers), in
+        the dtype of the training data."""
+        dtype = self._fit_dtype
         linear = [m for m in self.net_.module_.modules() if isinstance(m, torch.nn.Linear)]
-        self.coefs_ = [m.weight.detach().T.cpu().to(torch.float64).numpy() for m in linear]
-        self.intercepts_ = [m.bias.detach().cpu().to(torch.float64).numpy() for m in linear]
+        self.coefs_ = [
+            m.weight.detach().T.cpu().to(torch.float64).numpy().astype(dtype) for m in linear
+        ]
+        self.intercepts_ = [
+            m.bias.detach().cpu().to(torch.float64).numpy().astype(dtype) for m in linear
+        ]
+
+    def load_weights(self, f):
+        """Load network weights saved with ``net_.save_params(f_params=f)``.
+
+        The file is read with ``torch.load(weights_only=True)``: it can hold
+        tensors only, so loading it never runs code. The estimator must be
+        fitted with the same architecture (for example refitted briefly, or
+        unpickled); ``coefs_`` and ``intercepts_`` follow the loaded weights.
+        On error the estimator is left as it was.
+
+        Parameters
+        ----------
+        f : str, path or file-like
+            The saved weights.
+
+        Returns
+        -------
+        self : object
+            The estimator with the loaded weights.
+        """
+        check_is_fitted(self)
+        state = torch.load(f, map_location=self.net_.torch_device, weights_only=True)
+        with _atomic(self, incremental=True):
+            self.net_.module_.load_state_dict(state)
+            self._check_weights()
+            self._export_weights()
+        return self
 
     # -- prediction -----------------------------------------------------------------
 
     def _raw_output(self, X):
+        """Raw network outputs (float64) and the dtype of the predictions:
+        the input's and the training data's, promoted, as in scikit-learn."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return self.net_.forward_raw(X)
+        return self.net_.forward_raw(X), np.result_type(X.dtype, self._fit_dtype)
 
     def _forward(self, X):
-        """Network output after the output activation, as float64."""
-        raw = self._raw_output(X)
+        """Network output after the output activation."""
+        raw, dtype = self._raw_output(X)
         if self.out_activation_ == "softmax":
-            return softmax(raw, axis=1)
-        if self.out_activation_ == "logistic":
-            return expit(raw)
-        if self.out_activation_ == "exp":
-            return np.exp(raw)
-        return raw
+            out = softmax(raw, axis=1)
+        elif self.out_activation_ == "logistic":
+            out = expit(raw)
+        elif self.out_activation_ == "exp":
+            out = np.exp(raw)
+        else:
+            out = raw
+        return out.astype(dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = bool(self._accept_sparse)
         return tags
 
 
@@ -576,24 +794,26 @@ class _ClassifierNet(_BaseNet):
         check_classification_targets(y)
         return X, y
 
-    def _stratify(self):
-        return self.out_activation_ == "softmax" or self.n_outputs_ == 1
+    def _stratify(self, targets):
+        # scikit-learn stratifies on the binarised labels when there is one
+        # output (binary, or a single class); never in multiclass/multilabel
+        if self.n_outputs_ == 1:
+            return np.asarray(targets).reshape(-1, 1).astype(bool)
+        return None
 
     def _encode_targets(self, y, first_call, classes=None):
-        if first_call and classes is None:
-            lb = LabelBinarizer().fit(y)
-            if len(lb.classes_) < 2 and lb.y_type_ != "multilabel-indicator":
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in "
-                    f"the data, but the data contains only one class: "
-                    f"{lb.classes_[0]!r}"
-                )
+        if first_call:
+            # as scikit-learn: partial_fit's first call binarises over
+            # `classes`, unless y is a multilabel indicator matrix
+            lb = LabelBinarizer()
+            if classes is not None and not type_of_target(y).startswith("multilabel"):
+                lb.fit(classes)
+                self._check_labels_known(unique_labels(y), lb.classes_)
+            else:
+                lb.fit(y)
             self._label_binarizer = lb
-            self.classes_ = lb.classes_
-        elif first_call:
-            self._label_binarizer = LabelBinarizer().fit(classes)
-            self.classes_ = self._label_binarizer.classes_
-            self._check_labels_known(unique_labels(y))
+            if classes is None:
+                self.classes_ = lb.classes_
         else:
             labels = unique_labels(y)
             if self.warm_start and set(labels) != set(self.classes_):
@@ -602,19 +822,23 @@ class _ClassifierNet(_BaseNet):
                     f"in the previous call to fit. Previously got {self.classes_}, "
                     f"`y` has {labels}"
                 )
-            self._check_labels_known(labels)
+            if self._label_binarizer.y_type_ != "multilabel-indicator":
+                self._check_labels_known(labels, self.classes_)
         lb = self._label_binarizer
         Y = lb.transform(y)
         if lb.y_type_ == "multiclass":
             return Y.argmax(axis=1).astype(np.int64), "log_loss", "softmax", Y.shape[1]
+        # binary, multilabel, and a single class (all-zero targets, as in
+        # scikit-learn: the network learns to predict that class)
         return Y.astype(np.float64), "binary_log_loss", "logistic", Y.shape[1]
 
-    def _check_labels_known(self, labels):
-        unknown = np.setdiff1d(labels, self.classes_)
+    @staticmethod
+    def _check_labels_known(labels, classes):
+        unknown = np.setdiff1d(labels, classes)
         if len(unknown):
             raise ValueError(
                 f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                f"{self.classes_}. 'y' has {labels}."
+                f"{classes}. 'y' has {labels}."
             )
 
     def _indicator(self, raw):
@@ -644,8 +868,8 @@ class _ClassifierNet(_BaseNet):
             The predicted labels, from ``classes_``; a 0/1 indicator matrix
             in multilabel classification.
         """
-        indicator = self._indicator(self._raw_output(X))
-        return self._label_binarizer.inverse_transform(indicator)
+        raw, _ = self._raw_output(X)
+        return self._label_binarizer.inverse_transform(self._indicator(raw))
 
     def predict_proba(self, X):
         """Probability estimates.
@@ -663,6 +887,7 @@ class _ClassifierNet(_BaseNet):
         """
         proba = self._forward(X)
         if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
+            # binary (and, as in scikit-learn, a single class): two columns
             proba = np.hstack([1 - proba, proba])
         return proba
 
@@ -704,12 +929,17 @@ class _ClassifierNet(_BaseNet):
         self : object
             The trained model.
         """
-        first = _check_partial_fit_first_call(self, classes)
-        if first and hasattr(self, "net_"):
-            del self.net_
-        return self._fit(
-            X, y, sample_weight=sample_weight, incremental=True, classes=classes if first else None
-        )
+        with _atomic(self, incremental=True):
+            first = _check_partial_fit_first_call(self, classes)
+            if first and hasattr(self, "net_"):
+                del self.net_
+            return self._fit(
+                X,
+                y,
+                sample_weight=sample_weight,
+                incremental=True,
+                classes=classes if first else None,
+            )
 
 
 class _RegressorNet(_BaseNet):
@@ -717,7 +947,14 @@ class _RegressorNet(_BaseNet):
 
     def _validate_Xy(self, X, y, reset):
         X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True, dtype=_FLOAT_DTYPES, reset=reset
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=_FLOAT_DTYPES,
+            accept_sparse=self._accept_sparse,
+            reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -740,6 +977,8 @@ class _RegressorNet(_BaseNet):
 
     def _validation_score(self, raw, y, w):
         pred = OUT_ACTIVATIONS[self.out_activation_](torch.from_numpy(raw)).numpy()
+        if not np.isfinite(pred).all():
+            return np.nan
         return r2_score(y, pred, sample_weight=w)
 
     def predict(self, X):
@@ -777,7 +1016,8 @@ class _RegressorNet(_BaseNet):
         self : object
             The trained model.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        with _atomic(self, incremental=True):
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

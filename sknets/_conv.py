@@ -145,8 +145,10 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
         smoothed loss. 0 fits the plain log loss, as :class:`MLPClassifier`
         does.
     device : str or torch.device, default='auto'
-    precision : {'float32', 'float64', 'bfloat16'}, default='float32'
-        ``'bfloat16'`` runs the network under autocast (fastest on GPUs).
+    precision : {'auto', 'float32', 'float64', 'bfloat16'}, default='auto'
+        ``'auto'`` follows the input's dtype on a CPU (float64 X trains in
+        float64) and is float32 on CUDA; ``'bfloat16'`` runs the network
+        under autocast (fastest on GPUs).
 
     The training parameters mean what they mean in :class:`MLPClassifier`.
 
@@ -251,7 +253,7 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
         conv_dropout=0.25,
         label_smoothing=0.1,
         device="auto",
-        precision="float32",
+        precision="auto",
     ):
         self.input_shape = input_shape
         self.filters = filters
@@ -380,14 +382,21 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
     def _criterion_kwargs(self):
         return {"label_smoothing": self.label_smoothing}
 
+    def _check_batches(self, batch_rows):
+        """Batch normalisation needs two values per channel: a batch of one
+        sample whose feature map is a single position cannot train."""
+        positions = self.net_.module_.norm_positions
+        if positions and min(batch_rows) * min(positions) < 2:
+            raise ValueError(
+                f"{type(self).__name__} with batch_norm=True cannot train on a batch of "
+                f"{min(batch_rows)} sample(s) here: a feature map of input_shape_="
+                f"{self.input_shape_} shrinks to {min(positions)} position(s), which "
+                "leaves one value per channel to normalise. Train on more samples, "
+                "use another batch_size (the last batch of an epoch holds the "
+                "remaining rows), fewer or smaller pool_size, or batch_norm=False."
+            )
+
     def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
-        if self.random_shift > 0:
-            # the shifts draw from the module's own generator, which CUDA
-            # graph capture refuses on older torch versions: run eagerly
-            self.net_.cuda_graphs = False
-        # each call of fit / partial_fit restarts the shifts from its own seed,
-        # one apart from the seed of its batch orders
-        self.net_.module_.seed_shifts((seed + 1) % (2**31 - 1))
         super()._fit_stochastic(X, targets, sample_weight, incremental, seed)
         if self.batch_norm and not incremental:
             self._refresh_batch_norm(X)

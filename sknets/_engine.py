@@ -29,9 +29,12 @@ import sys
 import time
 
 import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
+from sklearn.utils.optimize import _check_optimize_result
 from skorch.callbacks import EpochTimer
 from torch import nn
 
@@ -117,14 +120,7 @@ def _rmsprop(est):
 
 
 def _lbfgs(est):
-    return torch.optim.LBFGS, {
-        "max_iter": est.max_iter,
-        "max_eval": est.max_fun,
-        "tolerance_grad": est.tol,
-        "tolerance_change": 1e-9 * est.tol,
-        "history_size": 10,
-        "line_search_fn": "strong_wolfe",
-    }
+    return LBFGS, {"max_iter": est.max_iter, "max_fun": est.max_fun, "tol": est.tol}
 
 
 #: Optimizers by name: each maps the estimator to ``(class, kwargs)``.
@@ -146,6 +142,8 @@ _FUSED = {"sgd", "adam", "adamw"}
 #: to be replayed as a CUDA graph.
 _CAPTURABLE = {"adam", "adamw", "rmsprop"}
 
+#: Training arithmetic by name: (parameter dtype, autocast dtype or None).
+#: ``'auto'`` is resolved per fit by :func:`resolve_precision`.
 PRECISIONS = {
     "float32": (torch.float32, None),
     "float64": (torch.float64, None),
@@ -153,25 +151,50 @@ PRECISIONS = {
 }
 
 
+def resolve_precision(precision, X_dtype, device):
+    """The concrete precision of a fit: ``'auto'`` follows the input dtype on
+    CPUs, as scikit-learn does (float64 X trains in float64, float32 X in
+    float32), and is float32 on CUDA, where float64 arithmetic is many times
+    slower and CUDA graphs are tested in float32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cpu" and np.dtype(X_dtype) == np.float64:
+        return "float64"
+    return "float32"
+
+
 def resolve_device(device):
     """Turn ``'auto'`` / a string / a :class:`torch.device` into a device.
 
-    Raises a :class:`ValueError` for a string torch does not know and for a
-    CUDA device when CUDA is not available.
+    Raises a :class:`ValueError` naming the ``device`` parameter for a string
+    torch does not know, for a device type sknets does not train on (only
+    ``'cpu'`` and ``'cuda'``: ``'mps'``, ``'xpu'``, ``'meta'`` ... are
+    refused), for a CUDA device when CUDA is not available and for a CUDA
+    index this machine does not have.
     """
-    if device == "auto":
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise ValueError(
-            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda' "
-            "or 'cuda:N'."
+            f"device={device!r} is not a valid value of the 'device' parameter; use "
+            "'auto', 'cpu', 'cuda' or 'cuda:N'."
         ) from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={device!r} is not a valid value of the 'device' parameter: sknets "
+            "trains on 'cpu' or 'cuda' devices only; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
-            f"device={device!r} was requested but CUDA is not available on this "
-            "machine; use device='auto' or 'cpu'."
+            f"device={device!r} was requested (the 'device' parameter) but CUDA is not "
+            "available on this machine; use device='auto' or 'cpu'."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested (the 'device' parameter) but this "
+            f"machine has {torch.cuda.device_count()} CUDA device(s)."
         )
     return dev
 
@@ -179,7 +202,7 @@ def resolve_device(device):
 def optimizer_kwargs(est, device, graphed):
     """The optimizer class and keyword arguments for an estimator."""
     cls, kwargs = SOLVERS[est.solver](est)
-    if est.solver != "lbfgs":
+    if cls is not LBFGS:
         if est.solver in _FUSED:
             kwargs["fused"] = True
         else:
@@ -187,6 +210,66 @@ def optimizer_kwargs(est, device, graphed):
         if graphed and est.solver in _CAPTURABLE:
             kwargs["capturable"] = True
     return cls, kwargs
+
+
+class LBFGS(torch.optim.Optimizer):
+    """scipy's L-BFGS-B over torch parameters, as scikit-learn's MLP runs it.
+
+    ``step(closure)`` minimises the full-batch loss that ``closure`` returns
+    (it must zero and fill the gradients) with
+    :func:`scipy.optimize.minimize` (``method='L-BFGS-B'``, ``maxiter``,
+    ``maxfun``, ``gtol=tol``), so that the iterations, the stopping rule and
+    the :class:`~sklearn.exceptions.ConvergenceWarning` on ``max_iter`` or
+    ``max_fun`` are scikit-learn's. The parameters are flattened to float64
+    for scipy and copied back in their own dtype. The network stays a torch
+    module; only the optimisation loop is scipy's. Returns the number of
+    iterations, as scikit-learn's ``n_iter_``. ``lr`` is accepted, as skorch
+    passes it to every optimizer, and unused: the line search sets the steps.
+    """
+
+    def __init__(self, params, lr=None, max_iter=200, max_fun=15000, tol=1e-4):
+        super().__init__(params, {"max_iter": max_iter, "max_fun": max_fun, "tol": tol})
+
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _set(self, x):
+        params = self._params()
+        flat = torch.from_numpy(x)
+        with torch.no_grad():
+            start = 0
+            for p in params:
+                n = p.numel()
+                p.copy_(flat[start : start + n].view_as(p))
+                start += n
+
+    def step(self, closure):
+        params = self._params()
+        group = self.param_groups[0]
+
+        def fun(x):
+            self._set(x)
+            with torch.enable_grad():
+                loss = closure()
+            grads = [
+                torch.zeros_like(p).reshape(-1) if p.grad is None else p.grad.reshape(-1)
+                for p in params
+            ]
+            grad = torch.cat(grads).to(torch.float64).cpu().numpy()
+            return float(loss), grad
+
+        x0 = torch.cat([p.detach().reshape(-1) for p in params]).to(torch.float64).cpu().numpy()
+        with np.errstate(all="ignore"):
+            result = scipy.optimize.minimize(
+                fun,
+                x0,
+                method="L-BFGS-B",
+                jac=True,
+                options={"maxiter": group["max_iter"], "maxfun": group["max_fun"],
+                         "gtol": group["tol"]},
+            )
+        self._set(np.asarray(result.x, dtype=np.float64))
+        return _check_optimize_result("lbfgs", result, group["max_iter"])
 
 
 # ----------------------------------------------------------------------------
@@ -232,10 +315,21 @@ class DeviceData:
     of shape ``(n, n_outputs)``. Weights that are all one are dropped
     (``w is None``), so a fit with unit weights runs exactly the arithmetic
     of a fit without weights, on the cheaper unweighted path.
+
+    A scipy sparse X stays sparse, in CSR form on the host: :meth:`rows`
+    densifies only the rows of each batch, so the whole matrix is never
+    densified (``X`` is then None; use :meth:`rows`).
     """
 
     def __init__(self, X, y, w, device, dtype):
-        self.X = _to_tensor(X, device, dtype)
+        self.device, self.dtype = torch.device(device), dtype
+        self.n = X.shape[0]
+        if sp.issparse(X):
+            self.sparse = sp.csr_matrix(X)
+            self.X = None
+        else:
+            self.sparse = None
+            self.X = _to_tensor(X, device, dtype)
         if y is None:
             self.y = None
         elif y.dtype.kind in "iub" and y.ndim == 1:
@@ -247,7 +341,27 @@ class DeviceData:
         self.w = None if w is None else _to_tensor(w, device, dtype)
 
     def __len__(self):
-        return self.X.shape[0]
+        return self.n
+
+    def rows(self, idx):
+        """The rows ``idx`` (an index tensor) of X, dense, on the device."""
+        if self.sparse is None:
+            return self.X[idx]
+        return _to_tensor(self.sparse[idx.cpu().numpy()].toarray(), self.device, self.dtype)
+
+    def chunks(self, max_values=2**24):
+        """``(X_chunk, y_chunk, w_chunk)`` over all rows in order, each X
+        chunk dense and at most about ``max_values`` values (one chunk for a
+        dense X)."""
+        if self.sparse is None:
+            yield self.X, self.y, self.w
+            return
+        width = max(1, self.sparse.shape[1])
+        step = max(1, max_values // width)
+        for start in range(0, self.n, step):
+            idx = torch.arange(start, min(start + step, self.n), device=self.device)
+            yield (self.rows(idx), None if self.y is None else self.y[idx],
+                   None if self.w is None else self.w[idx])
 
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.int64: np.int64}
@@ -276,7 +390,7 @@ class DeviceBatches:
     def order(self):
         """This epoch's row order: a permutation drawn on the device."""
         n = len(self.data)
-        device = self.data.X.device
+        device = self.data.device
         if self.shuffle:
             return torch.randperm(n, generator=self.generator, device=device)
         return torch.arange(n, device=device)
@@ -386,7 +500,7 @@ class GraphedStep(StepGraphs):
 
     def _body(self, idx):
         d = self.data
-        loss = self.net.step_on(d.X[idx], d.y[idx], None if d.w is None else d.w[idx])
+        loss = self.net.step_on(d.rows(idx), d.y[idx], None if d.w is None else d.w[idx])
         self.acc.add_(loss, alpha=idx.shape[0])
 
     def __call__(self, idx):
@@ -405,6 +519,28 @@ class GraphedStep(StepGraphs):
             self.run_steps(order[n_full * batch_size :].view(1, -1), progress)
         if progress is not None:
             progress.close()
+
+
+class NetCheckpoint:
+    """What training changes in a :class:`FastNet`, to put back on failure:
+    its attributes, the module's and the optimizer's state and the length of
+    the history."""
+
+    def __init__(self, net):
+        self.net = net
+        self.attrs = dict(net.__dict__)
+        self.module = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        self.optimizer = copy.deepcopy(net.optimizer_.state_dict())
+        self.history = len(net.history)
+
+    def restore(self):
+        net = self.net
+        net.__dict__.clear()
+        net.__dict__.update(self.attrs)
+        net.module_.load_state_dict(self.module)
+        net.optimizer_.load_state_dict(self.optimizer)
+        del net.history[self.history :]
+        net.reset_graphs()
 
 
 class FastNet(NeuralNet):
@@ -548,7 +684,7 @@ class FastNet(NeuralNet):
         args, kwargs = self.get_params_for_optimizer(
             "optimizer", self.get_all_learnable_params()
         )
-        if self.optimizer is torch.optim.LBFGS:
+        if self.optimizer is LBFGS:
             self.optimizer_ = self.optimizer(*args, **kwargs)
             return self
         params = list(self.module_.parameters())
@@ -591,7 +727,11 @@ class FastNet(NeuralNet):
             capture = (
                 self.cuda_graphs
                 and self.torch_device.type == "cuda"
-                and not isinstance(self.optimizer_, torch.optim.LBFGS)
+                and not isinstance(self.optimizer_, LBFGS)
+                # host work per batch, or draws from the module's own
+                # generator, which graph capture does not replay
+                and data.sparse is None
+                and not getattr(self.module_, "draws_random", False)
             )
             self._acc = torch.zeros((), dtype=self.dtype, device=self.torch_device)
             self._step = GraphedStep(self, data, self._acc, capture=capture)
@@ -638,28 +778,39 @@ class FastNet(NeuralNet):
     # -- L-BFGS -----------------------------------------------------------------
 
     def run_lbfgs(self, data):
-        """Full-batch L-BFGS as scikit-learn runs it; returns (loss, n_iter)."""
+        """Full-batch L-BFGS as scikit-learn runs it; returns (loss, n_iter).
+
+        The loss and its gradient are summed over row chunks (one chunk for
+        a dense X; a sparse X is densified one chunk at a time).
+        """
         self._set_training(True)
+        total = float(len(data)) if data.w is None else float(data.w.sum())
 
-        def full_loss():
-            with self.autocast():
-                z = self.module_(data.X)
-            return self.objective(z, data.y, data.w)
-
-        def closure():
+        def closure(backward=True):
             self.optimizer_.zero_grad(set_to_none=True)
-            loss = full_loss()
-            loss.backward()
+            loss = 0.0
+            for Xc, yc, wc in data.chunks():
+                with self.autocast():
+                    z = self.module_(Xc)
+                part = self.criterion_(z.to(self.dtype), yc, wc)
+                share = (len(Xc) if wc is None else float(wc.sum())) / total
+                if backward:
+                    (part * share).backward()
+                loss += float(part.detach()) * share
+            if self._penalized():
+                penalty = self._penalty(data.w, len(data))
+                if backward:
+                    penalty.backward()
+                loss += float(penalty.detach())
             return loss
 
         self.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
-        self.optimizer_.step(closure)
+        n_iter = self.optimizer_.step(closure)
         with torch.no_grad():
-            loss = float(full_loss())
+            loss = closure(backward=False)
         self.history.record("train_loss", loss)
         self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
-        state = self.optimizer_.state[self.optimizer_.param_groups[0]["params"][0]]
-        return loss, int(state.get("n_iter", 0))
+        return loss, n_iter
 
     # -- inference --------------------------------------------------------------
 
@@ -689,9 +840,12 @@ class FastNet(NeuralNet):
         if device.type == "cpu" and dtype == torch.float32 and self.precision == "float32":
             module, dtype = copy.deepcopy(module).to(torch.float64), torch.float64
         outs = []
+        # chunks of at most about 2**24 values, whatever the width
+        chunk_rows = max(1, min(chunk_rows, 2**24 // max(1, X.shape[1] if X.ndim > 1 else 1)))
         with torch.inference_mode(), self.autocast():
-            for start in range(0, max(len(X), 1), chunk_rows):
-                xb = _to_tensor(X[start : start + chunk_rows], device, dtype)
+            for start in range(0, max(X.shape[0], 1), chunk_rows):
+                xb = X[start : start + chunk_rows]
+                xb = _to_tensor(xb.toarray() if sp.issparse(xb) else xb, device, dtype)
                 outs.append(module(xb).to(torch.float64))
         return torch.cat(outs).cpu().numpy()
 
@@ -708,8 +862,16 @@ class FastNet(NeuralNet):
         return state
 
     def __setstate__(self, state):
+        # Unpickling a net unpickles its modules, optimizer and criterion,
+        # which torch.load can only do with weights_only=False: that adds no
+        # risk to the pickle being loaded, which runs code anyway. Files read
+        # by load_params keep torch_load_kwargs, whose default (None) is
+        # skorch's weights_only=True: a weights file cannot run code.
+        own = state.get("torch_load_kwargs")
+        state = {**state, "torch_load_kwargs": {**(own or {}), "weights_only": False}}
         # skorch maps a CUDA net onto the CPU when there is no GPU
         super().__setstate__(state)
+        self.torch_load_kwargs = own
         if self.torch_device.type == "cpu":
             self.cuda_graphs = False
             for group in getattr(self.optimizer_, "param_groups", []):

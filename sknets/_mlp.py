@@ -10,6 +10,9 @@ from ._modules import MLPModule
 class _MLPMixin:
     """Builds the :class:`~sknets._modules.MLPModule` for the MLP estimators."""
 
+    #: as scikit-learn's MLPs: sparse X is densified one batch at a time
+    _accept_sparse = ("csr", "csc")
+
     def _build_module(self, input_shape, n_outputs, seed):
         return MLPModule, {
             "n_features": int(input_shape[0]),
@@ -17,7 +20,7 @@ class _MLPMixin:
             "n_outputs": n_outputs,
             "activation": self.activation,
             "dropout": self.dropout,
-            "seed": seed,
+            "seed": self._init_seed,
         }
 
 
@@ -102,9 +105,13 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
     device : str or torch.device, default='auto'
         Where to train: ``'auto'`` picks CUDA when available, else the CPU;
         ``'cpu'``, ``'cuda'`` and ``'cuda:1'`` are also accepted.
-    precision : {'float32', 'float64', 'bfloat16'}, default='float32'
-        Arithmetic of the network. ``'bfloat16'`` runs the forward pass
-        under autocast with float32 weights.
+    precision : {'auto', 'float32', 'float64', 'bfloat16'}, default='auto'
+        Arithmetic of the network. ``'auto'`` follows the input on a CPU, as
+        scikit-learn does: float64 X trains in float64 and float32 X in
+        float32. On CUDA, ``'auto'`` trains in float32, many times faster
+        than float64 there. ``'bfloat16'`` runs the forward pass under
+        autocast with float32 weights. Fitted arrays (``coefs_``,
+        ``intercepts_``, predictions) keep the dtype of the input.
 
     Attributes
     ----------
@@ -194,7 +201,7 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
         max_fun=15000,
         dropout=0.0,
         device="auto",
-        precision="float32",
+        precision="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -300,8 +307,9 @@ default='squared_error'
         Dropout probability after each hidden layer.
     device : str or torch.device, default='auto'
         ``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'``, ``'cuda:N'``.
-    precision : {'float32', 'float64', 'bfloat16'}, default='float32'
-        Arithmetic of the network.
+    precision : {'auto', 'float32', 'float64', 'bfloat16'}, default='auto'
+        Arithmetic of the network, as in :class:`MLPClassifier`: ``'auto'``
+        follows the input's dtype on a CPU and is float32 on CUDA.
 
     Attributes
     ----------
@@ -394,7 +402,7 @@ default='squared_error'
         max_fun=15000,
         dropout=0.0,
         device="auto",
-        precision="float32",
+        precision="auto",
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes

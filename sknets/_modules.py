@@ -9,6 +9,7 @@ time, and the matching loss works on the raw outputs for numerical stability.
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,6 +26,58 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
+
+
+class RandomStream:
+    """A seeded :class:`torch.Generator` per device, made on first use.
+
+    The random draws of training (dropout masks, random shifts) come from
+    here, never from torch's global generators, so fits in several threads
+    do not disturb each other or the caller's random state. It pickles as
+    its seed: after unpickling the stream restarts from the seed.
+    """
+
+    def __init__(self, seed=0):
+        self.reseed(seed)
+
+    def reseed(self, seed):
+        """Restart the stream from ``seed``."""
+        self.seed = int(seed)
+        self._generator = None
+
+    def generator(self, device):
+        generator = self._generator
+        if generator is None or generator.device != device:
+            generator = torch.Generator(device=device).manual_seed(self.seed)
+            self._generator = generator
+        return generator
+
+    def __getstate__(self):
+        # a generator does not pickle on every supported torch
+        return {"seed": self.seed, "_generator": None}
+
+
+class Dropout(nn.Module):
+    """Inverted dropout whose masks come from a :class:`RandomStream`.
+
+    The same arithmetic as :class:`torch.nn.Dropout` (zero each value with
+    probability ``p`` in training and scale the others by ``1 / (1 - p)``),
+    drawn from the stream's generator rather than torch's global one.
+    """
+
+    def __init__(self, p, stream):
+        super().__init__()
+        self.p = float(p)
+        self.stream = stream
+
+    def forward(self, X):
+        if not self.training or self.p == 0:
+            return X
+        keep = torch.empty_like(X).bernoulli_(1 - self.p, generator=self.stream.generator(X.device))
+        return X * keep.div_(1 - self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
 
 
 def glorot_uniform_(weight, bias, activation, generator):
@@ -64,8 +117,13 @@ class MLPModule(nn.Module):
     dropout : float, default=0.0
         Dropout probability after each hidden activation.
     seed : int, default=0
-        Seed of the initialisation; the module is initialised on the CPU so
-        that the same seed gives the same weights on every device.
+        Seed of the initialisation: scikit-learn's Glorot uniform draws from
+        ``numpy.random.RandomState(seed)``, on the CPU, so that the same seed
+        gives the same weights on every device (and, for an int
+        ``random_state``, scikit-learn's initial weights). Dropout
+        draws from ``stream`` (or a :class:`RandomStream` of this seed).
+    stream : RandomStream, default=None
+        Where the dropout masks come from.
     """
 
     def __init__(
@@ -76,17 +134,40 @@ class MLPModule(nn.Module):
         activation="relu",
         dropout=0.0,
         seed=0,
+        stream=None,
     ):
         super().__init__()
         widths = [n_features, *hidden_layer_sizes, n_outputs]
         self.layers = nn.ModuleList(
-            nn.Linear(fan_in, fan_out) for fan_in, fan_out in zip(widths, widths[1:])
+            # skip_init: torch's own initialisation would draw from the global
+            # generator; the seeded Glorot initialisation below replaces it
+            nn.utils.skip_init(nn.Linear, fan_in, fan_out)
+            for fan_in, fan_out in zip(widths, widths[1:])
         )
         self.activation = ACTIVATIONS[activation]()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        generator = torch.Generator().manual_seed(int(seed))
-        for layer in self.layers:
-            glorot_uniform_(layer.weight, layer.bias, activation, generator)
+        self.stream = RandomStream(seed) if stream is None else stream
+        self.dropout = Dropout(dropout, self.stream) if dropout > 0 else nn.Identity()
+        # scikit-learn's initialisation, draw for draw: Glorot uniform from a
+        # numpy RandomState(seed), coefs then intercepts, layer by layer, so
+        # an int random_state starts from scikit-learn's very weights
+        rng = np.random.RandomState(int(seed))
+        factor = 2.0 if activation in ("logistic", "sigmoid") else 6.0
+        with torch.no_grad():
+            for layer in self.layers:
+                fan_out, fan_in = layer.weight.shape
+                bound = math.sqrt(factor / (fan_in + fan_out))
+                coef = rng.uniform(-bound, bound, (fan_in, fan_out))
+                layer.weight.copy_(torch.from_numpy(coef.T.copy()))
+                layer.bias.copy_(torch.from_numpy(rng.uniform(-bound, bound, fan_out)))
+
+    @property
+    def draws_random(self):
+        """Whether training draws random numbers (dropout)."""
+        return isinstance(self.dropout, Dropout)
+
+    def reseed(self, seed):
+        """Restart the dropout masks from ``seed``."""
+        self.stream.reseed(seed)
 
     def forward(self, X):
         *hidden, last = self.layers
@@ -135,9 +216,9 @@ class ConvModule(nn.Module):
         translated by its own random whole number of positions in
         ``[-random_shift, random_shift]`` along each spatial axis, the edge
         values filling the vacated border. The offsets are drawn from the
-        module's own :class:`torch.Generator` on the input's device, seeded
-        with ``seed`` (see :meth:`seed_shifts`); torch's default generators
-        are not used.
+        module's own :class:`RandomStream` on the input's device, seeded
+        with ``seed`` (see :meth:`reseed`), as are the dropout masks; torch's
+        default generators are not used.
 
     Notes
     -----
@@ -167,7 +248,8 @@ class ConvModule(nn.Module):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.global_pool = bool(global_pool)
         self.random_shift = int(random_shift)
-        self.seed_shifts(seed)
+        # dropout masks and shifts draw from one stream of the module's own
+        self.stream = RandomStream(seed)
         ndim = len(self.input_shape) - 1
         conv, norm, pool = {
             1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d),
@@ -175,9 +257,12 @@ class ConvModule(nn.Module):
         }[ndim]
         generator = torch.Generator().manual_seed(int(seed))
         blocks = []
+        #: positions per channel each batch norm normalises over, per sample
+        self.norm_positions = []
         channels, spatial = self.input_shape[0], list(self.input_shape[1:])
         for out_channels in filters:
-            layer = conv(
+            layer = nn.utils.skip_init(
+                conv,
                 channels,
                 out_channels,
                 kernel_size,
@@ -190,12 +275,13 @@ class ConvModule(nn.Module):
             spatial = [s + 2 * (kernel_size // 2) - kernel_size + 1 for s in spatial]
             if batch_norm:
                 blocks.append(norm(out_channels))
+                self.norm_positions.append(math.prod(spatial))
             blocks.append(ACTIVATIONS[activation]())
             if pool_size > 1 and min(spatial) >= pool_size:
                 blocks.append(pool(pool_size))
                 spatial = [s // pool_size for s in spatial]
             if conv_dropout > 0:
-                blocks.append(nn.Dropout(conv_dropout))
+                blocks.append(Dropout(conv_dropout, self.stream))
             channels = out_channels
         self.features = nn.Sequential(*blocks)
         self.n_flat = channels if self.global_pool else channels * math.prod(spatial)
@@ -206,31 +292,24 @@ class ConvModule(nn.Module):
             activation=activation,
             dropout=dropout,
             seed=int(torch.randint(2**31 - 1, (1,), generator=generator)),
+            stream=self.stream,
         )
 
-    def seed_shifts(self, seed):
-        """Restart the random shifts from ``seed``.
+    @property
+    def draws_random(self):
+        """Whether training draws random numbers (dropout, random shifts)."""
+        return self.random_shift > 0 or self.head.draws_random or any(
+            isinstance(m, Dropout) for m in self.features
+        )
 
-        The generator itself is created on the first shifted batch, on that
-        batch's device; the estimator reseeds it before each call of ``fit``
-        or ``partial_fit``.
+    def reseed(self, seed):
+        """Restart the random shifts and dropout masks from ``seed``.
+
+        The generator itself is created on the first draw, on that batch's
+        device; the estimator reseeds it before each call of ``fit`` or
+        ``partial_fit``.
         """
-        self._shift_seed = int(seed)
-        self._shift_generator = None
-
-    def _generator(self, device):
-        generator = self._shift_generator
-        if generator is None or generator.device != device:
-            generator = torch.Generator(device=device).manual_seed(self._shift_seed)
-            self._shift_generator = generator
-        return generator
-
-    def __getstate__(self):
-        # a generator does not pickle on every supported torch; the stream
-        # restarts from the seed after unpickling
-        state = self.__dict__.copy()
-        state["_shift_generator"] = None
-        return state
+        self.stream.reseed(seed)
 
     def shift(self, X):
         """``X`` of shape ``(N, C, *spatial)``, each sample randomly translated."""
@@ -240,7 +319,7 @@ class ConvModule(nn.Module):
         padded = nn.functional.pad(X, (s, s) * len(spatial), mode="replicate")
         # one offset in [0, 2s] per sample and axis; offset s is no shift
         offsets = torch.randint(
-            0, 2 * s + 1, (len(spatial), n, 1), device=device, generator=self._generator(device)
+            0, 2 * s + 1, (len(spatial), n, 1), device=device, generator=self.stream.generator(device)
         )
         ndim = X.dim()
         index = [
@@ -283,7 +362,7 @@ class ConvModule(nn.Module):
             m.reset_running_stats()
         self.features.train()
         for m in self.features:
-            if isinstance(m, nn.Dropout):
+            if isinstance(m, Dropout):
                 m.eval()
         try:
             seen = 0

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
 from sknets import ConvClassifier, MLPClassifier
+from sknets._modules import Dropout
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -297,7 +298,7 @@ def test_random_shift_only_in_training(small_digits):
     # ... and the network's output on the unshifted samples
     module = clf.net_.module_.eval()
     with torch.no_grad():
-        raw = module(torch.as_tensor(X, dtype=torch.float32)).double()
+        raw = module(torch.as_tensor(X, dtype=clf.net_.dtype)).double()
     np.testing.assert_allclose(clf.predict_proba(X), raw.softmax(1).numpy(), rtol=1e-4, atol=1e-6)
     # the shifts change training: another model than without them
     plain = _quiet_fit(ConvClassifier(random_shift=0, **TINY), X, y)
@@ -313,7 +314,7 @@ def test_batch_norm_statistics_of_the_final_weights(small_digits, solver):
     conv, norm = clf.net_.module_.features[:2]
     assert isinstance(norm, nn.BatchNorm2d)
     with torch.no_grad():
-        z = conv(torch.as_tensor(X, dtype=torch.float32).reshape(-1, 1, 8, 8))
+        z = conv(torch.as_tensor(X, dtype=clf.net_.dtype).reshape(-1, 1, 8, 8))
     torch.testing.assert_close(norm.running_mean, z.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(norm.running_var, z.var(dim=(0, 2, 3)), rtol=1e-4, atol=1e-6)
 
@@ -331,9 +332,9 @@ def test_conv_dropout_ends_each_block(small_digits, conv_dropout):
     kinds = [type(m) for m in clf.net_.module_.features]
     block = [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
     if conv_dropout:
-        block.append(nn.Dropout)
+        block.append(Dropout)
     assert kinds == block * 2
-    drops = [m for m in clf.net_.module_.features if isinstance(m, nn.Dropout)]
+    drops = [m for m in clf.net_.module_.features if isinstance(m, Dropout)]
     assert all(m.p == conv_dropout for m in drops)
 
 
@@ -348,17 +349,17 @@ def test_batch_norm_statistics_without_dropout(small_digits):
     )
     features = clf.net_.module_.features
     norm = features[6]
-    assert isinstance(features[4], nn.Dropout) and isinstance(norm, nn.BatchNorm2d)
+    assert isinstance(features[4], Dropout) and isinstance(norm, nn.BatchNorm2d)
     with torch.no_grad():
         # in evaluation mode, with the first block's recomputed statistics:
         # the input the second batch norm gets at prediction time
-        z = features[:6].eval()(torch.as_tensor(X, dtype=torch.float32).reshape(-1, 1, 8, 8))
+        z = features[:6].eval()(torch.as_tensor(X, dtype=clf.net_.dtype).reshape(-1, 1, 8, 8))
     torch.testing.assert_close(norm.running_mean, z.mean(dim=(0, 2, 3)), rtol=1e-3, atol=1e-5)
     torch.testing.assert_close(norm.running_var, z.var(dim=(0, 2, 3)), rtol=1e-2, atol=1e-5)
     # with the dropout on, the variance would be larger
     with torch.no_grad():
         features[4].train()
-        dropped = features[:6](torch.as_tensor(X, dtype=torch.float32).reshape(-1, 1, 8, 8))
+        dropped = features[:6](torch.as_tensor(X, dtype=clf.net_.dtype).reshape(-1, 1, 8, 8))
     assert dropped.var(dim=(0, 2, 3)).mean() > 1.2 * norm.running_var.mean()
 
 
@@ -415,11 +416,14 @@ def test_label_smoothing_followed_by_warm_start_and_partial_fit(small_digits):
     clf.set_params(label_smoothing=0.3)
     _quiet_fit(clf, X, y)
     assert clf.net_.criterion_.label_smoothing == 0.3
-    optimizer = clf.net_.optimizer_
+    clf.partial_fit(X, y)
+    steps = [s["step"].item() for s in clf.net_.optimizer_.state.values()]
     clf.set_params(label_smoothing=0.0)
     clf.partial_fit(X, y)
     assert clf.net_.criterion_.label_smoothing == 0.0
-    assert clf.net_.optimizer_ is optimizer
+    # the Adam state went on: its step counts grew by this call's steps
+    after = [s["step"].item() for s in clf.net_.optimizer_.state.values()]
+    assert all(b > a > 0 for a, b in zip(steps, after))
 
 
 # -- model selection and incremental fitting ----------------------------------------

@@ -414,7 +414,8 @@ def test_fastnet_forward_raw_matches_module(blobs):
     assert raw.dtype == np.float64 and raw.shape == (150, 3)
     with torch.no_grad():
         expected = net.module_(torch.from_numpy(X)).numpy()
-    np.testing.assert_allclose(raw, expected, rtol=1e-6)
+    # float32 module against its float64 copy
+    np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-7)
     assert net.forward_raw(X[:0]).shape == (0, 3)
 
 

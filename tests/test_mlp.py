@@ -434,19 +434,20 @@ def test_X_numeric_dtypes_and_lists_give_the_same_model(Est, breast_cancer, regr
     X, y = _data_for(Est, breast_cancer, regression)
     X_int = np.round(X * 10).astype(np.int64)  # exactly representable in float32
     reference = _output(Est(**_fast(max_iter=8)).fit(X_int.astype(np.float64), y), X_int)
+    # integers and lists become float64, as in scikit-learn (float32 X trains
+    # in float32: see test_training_dtype_follows_the_input)
     for Xt in (
         X_int,
         X_int.astype(np.int32),
-        X_int.astype(np.float32),
         X_int.astype(np.uint8),
         X_int.tolist(),
     ):
         est = Est(**_fast(max_iter=8)).fit(Xt, y)
         np.testing.assert_array_equal(_output(est, Xt), reference)
         np.testing.assert_array_equal(_output(est, X_int.astype(np.float64)), reference)
-    # a DataFrame's values are column-major: float32 products may differ in the last bit
+    # a DataFrame's values are column-major: products may differ in the last bit
     est = Est(**_fast(max_iter=8)).fit(pd.DataFrame(X_int), y)
-    np.testing.assert_allclose(_output(est, pd.DataFrame(X_int)), reference, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(_output(est, pd.DataFrame(X_int)), reference, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("Est", ESTIMATORS)
@@ -1010,14 +1011,10 @@ def _bad_inputs(X, y):
         "empty": (X[:0], y[:0], ValueError, "0 sample"),
         "inconsistent": (X, y[:10], ValueError, "inconsistent numbers of samples"),
         "continuous_y": (X, y + 0.5, ValueError, "Unknown label type"),
-        "single_class": (X, np.zeros(len(y)), ValueError, "class"),
-        "sparse": (sp.csr_matrix(X), y, TypeError, "[Ss]parse"),
     }
 
 
-@pytest.mark.parametrize(
-    "case", ["nan", "inf", "empty", "inconsistent", "continuous_y", "single_class", "sparse"]
-)
+@pytest.mark.parametrize("case", ["nan", "inf", "empty", "inconsistent", "continuous_y"])
 def test_bad_input_errors(case, breast_cancer):
     X, y = breast_cancer
     Xb, yb, error, match = _bad_inputs(X, y)[case]
@@ -1058,8 +1055,8 @@ def test_predict_errors(Est, breast_cancer, regression):
     X_nan[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         est.predict(X_nan)
-    with pytest.raises(TypeError):
-        est.predict(sp.csr_matrix(X))
+    # sparse X is accepted, as by scikit-learn, and predicts as dense X
+    np.testing.assert_allclose(est.predict(sp.csr_matrix(X)), est.predict(X))
     # an empty X at predict time
     with pytest.raises(ValueError, match="0 sample"):
         est.predict(X[:0])
@@ -1127,7 +1124,7 @@ def test_diverging_fit_raises(Est, raw_breast_cancer, raw_diabetes):
     X, y = raw_breast_cancer if Est is MLPClassifier else raw_diabetes
     est = Est(
         solver="sgd", learning_rate_init=1e6, hidden_layer_sizes=(16,), max_iter=20,
-        random_state=0, device="cpu",
+        random_state=0, device="cpu", precision="float32",  # overflows within 20 epochs
     )
     with pytest.raises(ValueError, match="loss") as excinfo:
         est.fit(X, y)

@@ -230,7 +230,7 @@ def test_conv_module_shift_only_in_training():
 
 def test_conv_module_shift_own_generator():
     """The shifts come from the module's generator, seeded by ``seed`` and
-    :meth:`seed_shifts`; torch's default generator is not used."""
+    :meth:`reseed`; torch's default generator is not used."""
     X = torch.rand(64, 1, 8, 8)
     a = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, random_shift=1, seed=3)
     b = ConvModule((1, 8, 8), (4,), 3, 2, (8,), 3, random_shift=1, seed=3)
@@ -238,12 +238,12 @@ def test_conv_module_shift_own_generator():
     first = a.shift(X)
     torch.testing.assert_close(first, b.shift(X), rtol=0, atol=0)
     assert torch.equal(torch.random.get_rng_state(), state)
-    # the stream moves on, and seed_shifts restarts it
+    # the stream moves on, and reseed restarts it
     second = a.shift(X)
     assert not torch.equal(first, second)
-    a.seed_shifts(3)
+    a.reseed(3)
     torch.testing.assert_close(a.shift(X), first, rtol=0, atol=0)
-    a.seed_shifts(4)
+    a.reseed(4)
     assert not torch.equal(a.shift(X), first)
 
 
@@ -254,7 +254,7 @@ def test_conv_module_pickles_with_a_shift_generator():
     clone = pickle.loads(pickle.dumps(module))
     # the clone restarts the shifts from the seed; the original is unchanged
     torch.testing.assert_close(clone.shift(X), first, rtol=0, atol=0)
-    assert module._shift_generator is not None
+    assert module.stream._generator is not None
     clone.eval()
     module.eval()
     torch.testing.assert_close(clone(X), module(X), rtol=0, atol=0)

@@ -21,9 +21,8 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
-from .._base import SMALL_STEP, intra_op_threads
+from .._base import NON_FINITE, SMALL_STEP, intra_op_threads
 from .._engine import LOSSES, OUT_ACTIVATIONS, StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
 from .._modules import ACTIVATIONS
@@ -90,15 +89,10 @@ def _structure(est, n_rows, n_features, targets, pad):
 
 def _split(member):
     """The training and validation rows of a member's separate fit."""
-    est, n = member.est, len(member.X)
+    est = member.est
     if not est.early_stopping:
-        return np.arange(n), None
-    stratify = member.targets if est._stratify() else None
-    train, val = train_test_split(
-        np.arange(n), random_state=member.seed, test_size=est.validation_fraction,
-        stratify=stratify,
-    )
-    return train, val
+        return np.arange(len(member.X)), None
+    return est._early_stopping_split(member.targets, member.seed)
 
 
 class Member:
@@ -123,11 +117,6 @@ def train_members(members, chunk_members=None, pad=None):
     for m in members:
         try:
             train, val = _split(m)
-            if val is not None and len(val) < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset."
-                )
         except ValueError as exc:  # the separate fit's error, raised when adopted
             m.est._sknets_error = exc
             m.est._sknets_converged = False
@@ -494,23 +483,29 @@ class _MemberState:
         self.lr = float(est.learning_rate_init)  # what 'adaptive' divides
         self.running = True
         self.converged = False
+        self.improved = False
         self.error = None
 
     def epoch_end(self, loss, score, n_rows):
         """The epoch as the member's separate fit records it (the same
         :meth:`_record_epoch`), and whether the member goes on."""
         est = self.est
-        if not np.isfinite(loss):
+        diverged = not np.isfinite(loss) or (score is not None and not np.isfinite(score))
+        if diverged and not est.early_stopping:
             try:
                 est._check_finite(loss)
             except ValueError as exc:
                 self.error = exc
             self.running = False
             return
-        est._record_epoch(loss, n_rows, score)
-        if score is not None and not np.isfinite(score):
+        if diverged:
+            # the separate fit goes on to max_iter with non-finite weights,
+            # recording NaN, then keeps its best weights: record the same
+            while est.n_iter_ < est.max_iter:
+                est._record_epoch(float(loss), n_rows, np.nan)
             self.running = False
             return
+        self.improved |= bool(est._record_epoch(loss, n_rows, score))
         if est._no_improvement_count > est.n_iter_no_change:
             if est.solver == "sgd" and est.learning_rate == "adaptive" and self.lr > 1e-6:
                 self.lr /= 5.0
@@ -523,6 +518,16 @@ class _MemberState:
             self.running = False
 
     def finish(self, est):
+        if self.error is None and est.early_stopping and not self.improved:
+            self.error = ValueError(
+                f"{NON_FINITE} The validation score was never finite: the network "
+                "diverged. Lower learning_rate_init or scale X."
+            )
+        if self.error is None:
+            try:
+                est._check_weights()
+            except ValueError as exc:
+                self.error = exc
         est._sknets_converged = self.converged
         est._sknets_error = self.error
         history = est.net_.history

@@ -9,6 +9,7 @@ scikit-learn's. Fits that cannot be batched train one after another, as in
 scikit-learn; ``verbose`` says why.
 """
 
+import numbers
 import time
 from collections import defaultdict
 
@@ -16,10 +17,18 @@ import numpy as np
 from sklearn import model_selection as sk
 from sklearn.base import clone, is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
+from sklearn.model_selection import check_cv
 from sklearn.pipeline import Pipeline
+from sklearn.utils import indexable
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    get_routing_for_object,
+    process_routing,
+)
 from sklearn.utils.metaestimators import _safe_split
-from sklearn.utils.validation import _num_samples
+from sklearn.utils.validation import _check_method_params, _num_samples
 
 from .. import _pretrained
 from .._engine import resolve_device
@@ -33,6 +42,31 @@ def _final_step(estimator):
     return None, None, estimator
 
 
+def _plan(estimator, candidates, fit_params=None):
+    """``(params, estimator, reason)`` for each candidate: the estimator set
+    up as scikit-learn's ``_fit_and_score`` sets it up (the parameter values
+    cloned, so that estimators in a grid are never modified), and why its
+    fits cannot be batched, or None."""
+    plans = []
+    for params in candidates:
+        try:
+            est = clone(estimator).set_params(**clone(params, safe=False))
+        except Exception:  # scikit-learn's own fit raises it
+            plans.append((params, None, "its parameters cannot be set"))
+            continue
+        if fit_params:
+            reason = f"fit parameters {sorted(fit_params)} are not batched"
+        else:
+            reason = why_not_batched(_final_step(est)[2])
+        plans.append((params, est, reason))
+    return plans
+
+
+def _print_reasons(reasons):
+    for reason, count in reasons.items():
+        print(f"[sknets] {count} fit(s) run one by one: {reason}")
+
+
 def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0, pool=None):
     """Train every batchable (candidate, split) fit as batched networks.
 
@@ -43,27 +77,28 @@ def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0, po
     start = time.perf_counter()
     pool = {} if pool is None else pool
     reasons = defaultdict(int)
-    if fit_params:
-        reasons[f"fit parameters {sorted(fit_params)} are not batched"] += len(candidates)
-        candidates = []
     prepared, members = {}, []
-    for params in candidates:
-        est = clone(estimator).set_params(**params)
-        transformers, name, final = _final_step(est)
-        reason = why_not_batched(final)
+    for params, est, reason in _plan(estimator, candidates, fit_params):
         if reason is not None:
             reasons[reason] += len(splits)
             continue
+        transformers, name, final = _final_step(est)
         prep_key = repr(
             sorted((k, repr(v)) for k, v in params.items() if not k.startswith(f"{name}__"))
         )
         for split, (train, _) in enumerate(splits):
             slot = (prep_key, split)
             if slot not in prepared:
-                X_train, y_train = _safe_split(final, X, y, train)
-                if transformers is not None:
-                    X_train = clone(transformers).fit_transform(X_train, y_train)
-                prepared[slot] = (X_train, y_train)
+                try:
+                    X_train, y_train = _safe_split(est, X, y, train)
+                    if transformers is not None:
+                        X_train = clone(transformers).fit_transform(X_train, y_train)
+                    prepared[slot] = (X_train, y_train)
+                except Exception:  # the sequential fit raises it, as scikit-learn would
+                    prepared[slot] = None
+            if prepared[slot] is None:
+                reasons["the fit fails on this data"] += 1
+                continue
             X_train, y_train = prepared[slot]
             if final.batch_size != "auto" and final.batch_size > len(y_train):
                 reasons["batch_size larger than the training set"] += 1
@@ -79,13 +114,39 @@ def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0, po
     for m, final, X_train, y_train in members:
         _pretrained.add(pool, final, X_train, y_train, m.est)
     if verbose:
-        print(
-            f"[sknets] trained {len(members)} fit(s) as {n_groups} batched network(s) "
-            f"in {time.perf_counter() - start:.2f}s"
-        )
-        for reason, count in reasons.items():
-            print(f"[sknets] {count} fit(s) run one by one: {reason}")
+        if members:
+            print(
+                f"[sknets] trained {len(members)} fit(s) as {n_groups} batched network(s) "
+                f"in {time.perf_counter() - start:.2f}s"
+            )
+        _print_reasons(reasons)
     return pool
+
+
+class _FixedSplits:
+    """Splits computed once, given to scikit-learn as its ``cv``.
+
+    ``split`` yields the same ``(train, test)`` pairs whatever it is given,
+    so that scikit-learn's fits meet the members pretrained on them, even
+    for a splitter that shuffles anew at each call or can split only once.
+    Its metadata requests are those of the splitter the splits came from.
+    """
+
+    def __init__(self, cv, splits):
+        self.cv = cv
+        self.splits = splits
+
+    def split(self, X=None, y=None, groups=None, **params):
+        yield from self.splits
+
+    def get_n_splits(self, X=None, y=None, groups=None, **params):
+        return len(self.splits)
+
+    def get_metadata_routing(self):
+        return get_routing_for_object(self.cv)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.cv!r}, n_splits={len(self.splits)})"
 
 
 def _on_cuda(estimator):
@@ -104,8 +165,8 @@ class _BatchedSearchMixin:
         y : array-like of shape (n_samples,) or (n_samples, n_output)
             Target relative to X.
         **params : dict of str -> object
-            Parameters passed to the ``fit`` method of the estimator, and
-            ``groups`` for the splitter.
+            Parameters passed to the ``fit`` method of the estimator, the
+            scorer and the CV splitter, as in scikit-learn.
 
         Returns
         -------
@@ -127,19 +188,67 @@ class _BatchedSearchMixin:
             self.n_jobs = n_jobs
             del self._sknets_data
 
-    def _evaluate_batched(self, evaluate_candidates, candidates):
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        """scikit-learn's search, whose ``evaluate_candidates`` first trains
+        the candidates it is given as batched networks."""
+        return super()._run_search(
+            self._batched_evaluation(evaluate_candidates), callback_ctx=callback_ctx
+        )
+
+    def _batched_evaluation(self, evaluate_candidates):
+        """``evaluate_candidates`` (scikit-learn's), pretraining the
+        batchable fits of the candidates, then evaluating them on the very
+        splits the members were trained on."""
+
+        def evaluate(candidate_params, cv=None, more_results=None, callback_ctx=None):
+            candidate_params = list(candidate_params)
+            splits_cv = self._pretrain(candidate_params, cv or self._checked_cv_orig)
+            return evaluate_candidates(
+                candidate_params,
+                cv=cv if splits_cv is None else splits_cv,
+                more_results=more_results,
+                callback_ctx=callback_ctx,
+            )
+
+        return evaluate
+
+    def _pretrain(self, candidates, cv):
+        """Pretrain the candidates' fits on ``cv``'s splits, computed once;
+        returns those splits as a cv, or None when nothing was pretrained
+        (scikit-learn then runs exactly as it would alone)."""
         X, y, params, pool = self._sknets_data
-        params = dict(params)
-        groups = params.pop("groups", None)
-        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        splits = list(cv.split(X, y, groups))
+        X, y = indexable(X, y)
+        # the routing that scikit-learn's fit has already done without error
+        routed = self._get_routed_params_for_fit(_check_method_params(X, params=params))
+        fit_params = routed.estimator.fit
+        plans = _plan(self.estimator, candidates, fit_params)
+        reason = None
+        if self.n_jobs not in (None, 1):
+            reason = f"n_jobs={self.n_jobs}: the fits run in other processes"
+        elif all(r is not None for *_, r in plans):
+            reason = "nothing to batch"
+        if reason is not None:
+            if self.verbose:
+                reasons = defaultdict(int)
+                for *_, r in plans:
+                    reasons[r or reason] += self.n_splits_
+                _print_reasons(reasons)
+            return None
+        try:
+            splits = list(cv.split(X, y, **routed.splitter.split))
+        except Exception:  # scikit-learn's evaluate_candidates raises it
+            return None
         fits = splits
         if self.refit and _on_cuda(self.estimator):
             # on a GPU, one more member per candidate costs next to nothing:
             # train the refit on all rows with the others
             fits = [*splits, (np.arange(_num_samples(X)), None)]
-        pretrain(self.estimator, candidates, X, y, fits, params, self.verbose, pool)
-        evaluate_candidates(candidates, cv=check_cv(splits))
+        try:
+            pretrain(self.estimator, candidates, X, y, fits, fit_params, self.verbose, pool)
+        except Exception as exc:  # the fits then run one by one, as in scikit-learn
+            if self.verbose:
+                print(f"[sknets] no fit batched: {exc!r}")
+        return _FixedSplits(cv, splits)
 
 
 class GridSearchCV(_BatchedSearchMixin, sk.GridSearchCV):
@@ -182,9 +291,6 @@ class GridSearchCV(_BatchedSearchMixin, sk.GridSearchCV):
     True
     """
 
-    def _run_search(self, evaluate_candidates):
-        self._evaluate_batched(evaluate_candidates, list(ParameterGrid(self.param_grid)))
-
 
 class RandomizedSearchCV(_BatchedSearchMixin, sk.RandomizedSearchCV):
     """Randomized search over parameters, with batched sknets fits.
@@ -197,16 +303,80 @@ class RandomizedSearchCV(_BatchedSearchMixin, sk.RandomizedSearchCV):
     parameters.
     """
 
-    def _run_search(self, evaluate_candidates):
-        candidates = list(
-            ParameterSampler(self.param_distributions, self.n_iter, random_state=self.random_state)
-        )
-        self._evaluate_batched(evaluate_candidates, candidates)
+
+def _n_splits(estimator, X, y, groups, cv):
+    """How many fits a cross-validation on ``cv`` makes, for the report;
+    "all" where that is not known without splitting."""
+    if cv is None or isinstance(cv, numbers.Integral) or hasattr(cv, "get_n_splits"):
+        try:
+            cv = check_cv(cv, y, classifier=is_classifier(estimator))
+            return cv.get_n_splits(X, y, groups)
+        except Exception:
+            pass
+    return "all"
 
 
-def _batched_splits(estimator, X, y, groups, cv, params, verbose):
-    splits = list(check_cv(cv, y, classifier=is_classifier(estimator)).split(X, y, groups))
-    return splits, pretrain(estimator, [{}], X, y, splits, params, verbose)
+def _pretrain_folds(
+    estimator, X, y, groups, scoring, cv, params, error_score, verbose, one_score=False
+):
+    """``(cv, pool)`` for scikit-learn's cross-validation: the splits
+    computed once as scikit-learn's ``cross_validate`` computes them, and the
+    members pretrained on them. Wherever scikit-learn would raise, or
+    nothing is batched, ``pool`` is None and ``cv`` is what scikit-learn
+    would have used, so that it runs (and raises) exactly as it would alone.
+    ``one_score``: for cross_val_score, which passes ``{"score": scorer}``.
+    """
+    reason = why_not_batched(_final_step(estimator)[2])
+    if reason is not None:
+        if verbose:
+            _print_reasons({reason: _n_splits(estimator, X, y, groups, cv)})
+        return cv, None
+    try:
+        if groups is not None and _routing_enabled():
+            return cv, None  # scikit-learn's error
+        X, y = indexable(X, y)
+        params = {} if params is None else params
+        # a generator is consumed here: scikit-learn gets the checked cv
+        cv = check_cv(cv, y, classifier=is_classifier(estimator))
+    except Exception:  # scikit-learn raises it
+        return cv, None
+    try:
+        if _routing_enabled():
+            if one_score:
+                scoring = {"score": check_scoring(estimator, scoring=scoring)}
+            scorers = check_scoring(
+                estimator, scoring=scoring, raise_exc=(error_score == "raise")
+            )
+            # as scikit-learn's cross_validate routes them
+            router = (
+                MetadataRouter(owner="cross_validate")
+                .add(
+                    splitter=cv,
+                    method_mapping=MethodMapping().add(caller="fit", callee="split"),
+                )
+                .add(
+                    estimator=estimator,
+                    method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+                )
+                .add(
+                    scorer=scorers,
+                    method_mapping=MethodMapping().add(caller="fit", callee="score"),
+                )
+            )
+            routed = process_routing(router, "fit", **params)
+            split_params, fit_params = routed.splitter.split, routed.estimator.fit
+        else:
+            split_params, fit_params = {"groups": groups}, params
+        splits = list(cv.split(X, y, **split_params))
+    except Exception:  # scikit-learn raises it
+        return cv, None
+    try:
+        pool = pretrain(estimator, [{}], X, y, splits, fit_params, verbose)
+    except Exception as exc:  # the fits then run one by one, as in scikit-learn
+        if verbose:
+            print(f"[sknets] no fit batched: {exc!r}")
+        pool = None
+    return _FixedSplits(cv, splits), pool or None
 
 
 def cross_validate(
@@ -249,7 +419,7 @@ def cross_validate(
     >>> result["test_score"].shape
     (15,)
     """
-    splits, pool = _batched_splits(estimator, X, y, groups, cv, params, verbose)
+    cv, pool = _pretrain_folds(estimator, X, y, groups, scoring, cv, params, error_score, verbose)
     with _pretrained.members(pool):
         return sk.cross_validate(
             estimator,
@@ -257,7 +427,8 @@ def cross_validate(
             y,
             groups=groups,
             scoring=scoring,
-            cv=splits,
+            cv=cv,
+            # the fits only adopt pretrained members: nothing to parallelise
             n_jobs=None if pool else n_jobs,
             verbose=verbose,
             params=params,
@@ -301,19 +472,21 @@ def cross_val_score(
     >>> scores.shape
     (5,)
     """
-    # as scikit-learn's own cross_val_score: cross_validate with one scorer
-    scorer = check_scoring(estimator, scoring=scoring)
-    result = cross_validate(
-        estimator,
-        X,
-        y,
-        groups=groups,
-        scoring={"score": scorer},
-        cv=cv,
-        n_jobs=n_jobs,
-        verbose=verbose,
-        params=params,
-        pre_dispatch=pre_dispatch,
-        error_score=error_score,
+    cv, pool = _pretrain_folds(
+        estimator, X, y, groups, scoring, cv, params, error_score, verbose, one_score=True
     )
-    return result["test_score"]
+    with _pretrained.members(pool):
+        return sk.cross_val_score(
+            estimator,
+            X,
+            y,
+            groups=groups,
+            scoring=scoring,
+            cv=cv,
+            n_jobs=None if pool else n_jobs,
+            verbose=verbose,
+            params=params,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+        )
+
