@@ -130,10 +130,6 @@ def test_warm_start_applies_changed_parameters(breast_cancer, change):
     warm = _quiet(MLPClassifier(warm_start=True, **FAST), X, y)
     start = [w.copy() for w in warm.coefs_]
     _quiet(warm.set_params(**change), X, y)
-    # the same as a net built with the new parameters from the old weights
-    ref = _quiet(MLPClassifier(warm_start=True, **FAST), X, y)
-    ref.set_params(**change)
-    net = ref.net_
     if "solver" in change:
         assert type(warm.net_.optimizer_).__name__ == "SGD"
     if "activation" in change:
@@ -148,7 +144,7 @@ def test_warm_start_applies_changed_parameters(breast_cancer, change):
         assert warm.net_.module_.draws_random
     if "precision" in change:
         assert warm.net_.dtype == torch.float32 and warm.coefs_[0].dtype == np.float64
-    assert net is not None
+    # and it trained on from the old weights
     assert not all(np.array_equal(a, b) for a, b in zip(start, warm.coefs_))
 
 
