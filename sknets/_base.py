@@ -298,7 +298,10 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             in regression.
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights. The loss is the weighted mean of the per-sample
-            losses.
+            losses, and a sample of integer weight ``k`` trains exactly as
+            ``k`` copies of it (weight 0 as leaving it out), dropout and
+            batch normalisation included: dropout masks are keyed by the
+            sample, and batch-norm statistics are weighted.
 
         Returns
         -------

@@ -41,13 +41,8 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
     **Defaults.** The defaults are the classic introductory convnet's
     regularisation (dropout 0.25 after each conv block, 0.5 in the dense
     head) on a small VGG-style network, with label smoothing 0.1, and suit
-    small images and signals: on the 8x8 digits of
-    :func:`~sklearn.datasets.load_digits` after ``MinMaxScaler``, 5-fold
-    cross-validation (``cv=5``, unshuffled folds that keep some writers out
-    of training) scores 0.978 to 0.987 over sixteen model seeds (mean
-    0.9811), in 35 to 55 s on two CPU cores; without the label smoothing
-    0.975 to 0.982 (mean 0.9794); the earlier defaults, with neither
-    dropout nor smoothing, 0.970 to 0.976.
+    small images and signals; their measured accuracy and time on the
+    digits are in ``benchmarks/RESULTS.md``.
     The dropout slows learning on small data: on 600 short noisy signals
     (the test suite's shifted motifs) ``conv_dropout=0`` scores higher. The
     training defaults are :class:`MLPClassifier`'s but for
@@ -130,7 +125,9 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
     n_iter_no_change : int, default=10
     max_fun : int, default=15000
     dropout : float, default=0.5
-        Dropout probability after each hidden layer of the dense head.
+        Dropout probability after each hidden layer of the dense head. The
+        masks are keyed by the sample (equal samples get equal masks in a
+        step), so ``sample_weight`` keeps its meaning of repeated samples.
     conv_dropout : float, default=0.25
         Dropout probability at the end of each conv block (after the
         pooling). Set both dropouts to 0 for a network without dropout.
@@ -399,19 +396,27 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
     def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
         super()._fit_stochastic(X, targets, sample_weight, incremental, seed)
         if self.batch_norm and not incremental:
-            self._refresh_batch_norm(X)
+            self._refresh_batch_norm(X, sample_weight)
 
     def _fit_lbfgs(self, X, targets, sample_weight):
         super()._fit_lbfgs(X, targets, sample_weight)
         if self.batch_norm:
-            self._refresh_batch_norm(X)
+            self._refresh_batch_norm(X, sample_weight)
 
-    def _refresh_batch_norm(self, X, chunk_rows=1024):
-        """Recompute the batch-norm statistics over X with the final weights."""
+    def _refresh_batch_norm(self, X, sample_weight=None, chunk_rows=1024):
+        """Recompute the batch-norm statistics over X with the final weights
+        (sample-weighted when ``sample_weight`` is given)."""
         net = self.net_
         chunks = np.array_split(np.arange(X.shape[0]), max(1, -(-X.shape[0] // chunk_rows)))
+
+        def tensor(a):
+            return torch.as_tensor(a, dtype=net.dtype).to(net.torch_device)
+
+        if sample_weight is not None and np.all(np.asarray(sample_weight) == 1):
+            sample_weight = None
         batches = (
-            torch.as_tensor(X[idx], dtype=net.dtype).to(net.torch_device) for idx in chunks
+            tensor(X[idx]) if sample_weight is None else (tensor(X[idx]), tensor(sample_weight[idx]))
+            for idx in chunks
         )
         with net.autocast():
             net.module_.refresh_batch_norm(batches)

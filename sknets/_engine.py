@@ -38,7 +38,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from skorch.callbacks import EpochTimer
 from torch import nn
 
-from ._modules import penalized_parameters
+from ._modules import penalized_parameters, row_keys
 
 # ----------------------------------------------------------------------------
 # Registries
@@ -343,6 +343,16 @@ class DeviceData:
     def __len__(self):
         return self.n
 
+    _keys = None
+
+    @property
+    def keys(self):
+        """The :func:`~sknets._modules.row_keys` of every row (computed once,
+        on first use, for the keyed dropout masks)."""
+        if self._keys is None:
+            self._keys = torch.cat([row_keys(Xc) for Xc, _, _ in self.chunks()])
+        return self._keys
+
     def rows(self, idx):
         """The rows ``idx`` (an index tensor) of X, dense, on the device."""
         if self.sparse is None:
@@ -500,7 +510,10 @@ class GraphedStep(StepGraphs):
 
     def _body(self, idx):
         d = self.data
-        loss = self.net.step_on(d.rows(idx), d.y[idx], None if d.w is None else d.w[idx])
+        keys = d.keys[idx] if getattr(self.net.module_, "draws_random", False) else None
+        loss = self.net.step_on(
+            d.rows(idx), d.y[idx], None if d.w is None else d.w[idx], keys=keys
+        )
         self.acc.add_(loss, alpha=idx.shape[0])
 
     def __call__(self, idx):
@@ -640,8 +653,11 @@ class FastNet(NeuralNet):
             return None
         return groups[0]
 
-    def step_on(self, Xb, yb, wb=None):
+    def step_on(self, Xb, yb, wb=None, keys=None):
         """One optimisation step on a batch; returns the detached loss.
+
+        ``keys`` are the batch's row keys for the keyed dropout masks (the
+        module computes them when they are not given).
 
         Without sample weights the L2 gradient goes through the optimizer's
         fused weight decay (``alpha / batch_size``) and the penalty's value
@@ -650,7 +666,10 @@ class FastNet(NeuralNet):
         """
         self.optimizer_.zero_grad(set_to_none=True)
         with self.autocast():
-            z = self.module_(Xb)
+            if wb is None and keys is None:
+                z = self.module_(Xb)
+            else:
+                z = self.module_(Xb, sample_weight=wb, keys=keys)
         group = self._decay_group()
         if group is not None and wb is None:
             group["weight_decay"] = self.alpha / Xb.shape[0]
@@ -791,7 +810,7 @@ class FastNet(NeuralNet):
             loss = 0.0
             for Xc, yc, wc in data.chunks():
                 with self.autocast():
-                    z = self.module_(Xc)
+                    z = self.module_(Xc) if wc is None else self.module_(Xc, sample_weight=wc)
                 part = self.criterion_(z.to(self.dtype), yc, wc)
                 share = (len(Xc) if wc is None else float(wc.sum())) / total
                 if backward:

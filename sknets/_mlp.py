@@ -101,7 +101,9 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
     max_fun : int, default=15000
         Maximum number of loss evaluations of ``solver='lbfgs'``.
     dropout : float, default=0.0
-        Dropout probability after each hidden layer.
+        Dropout probability after each hidden layer. The masks are keyed by
+        the sample (equal samples get equal masks in a step), so
+        ``sample_weight`` keeps its meaning of repeated samples.
     device : str or torch.device, default='auto'
         Where to train: ``'auto'`` picks CUDA when available, else the CPU;
         ``'cpu'``, ``'cuda'`` and ``'cuda:1'`` are also accepted.
@@ -304,7 +306,9 @@ default='squared_error'
     max_fun : int, default=15000
         Maximum number of loss evaluations of ``solver='lbfgs'``.
     dropout : float, default=0.0
-        Dropout probability after each hidden layer.
+        Dropout probability after each hidden layer. The masks are keyed by
+        the sample (equal samples get equal masks in a step), so
+        ``sample_weight`` keeps its meaning of repeated samples.
     device : str or torch.device, default='auto'
         ``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'``, ``'cuda:N'``.
     precision : {'auto', 'float32', 'float64', 'bfloat16'}, default='auto'

@@ -7,6 +7,7 @@ regressors). The output activation is applied by the estimator at prediction
 time, and the matching loss works on the raw outputs for numerical stability.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -28,13 +29,86 @@ ACTIVATIONS = {
 }
 
 
-class RandomStream:
-    """A seeded :class:`torch.Generator` per device, made on first use.
+_M32 = 0xFFFFFFFF
 
-    The random draws of training (dropout masks, random shifts) come from
-    here, never from torch's global generators, so fits in several threads
+
+def _mul32(x, m):
+    """``(x * m) mod 2**32`` for int64 tensors ``x`` in ``[0, 2**32)`` and an
+    int ``m`` below ``2**32``, from 16-bit halves of ``m`` so that no product
+    reaches ``2**63`` (torch's integer overflow is not defined)."""
+    return ((((x * (m >> 16)) & 0xFFFF) << 16) + x * (m & 0xFFFF)) & _M32
+
+
+def _mix32(x):
+    """MurmurHash3's 32-bit finaliser, elementwise on int64 tensors holding
+    values in ``[0, 2**32)``."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = _mul32(x, 0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def _mix32_light(x):
+    """One multiply-xorshift round (the first half of lowbias32): enough to
+    spread the XOR of two :func:`_mix32` hashes."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    return x ^ (x >> 15)
+
+
+def _mix32_int(x):
+    """:func:`_mix32` on a Python int."""
+    x &= _M32
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & _M32
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & _M32
+    return x ^ (x >> 16)
+
+
+def row_keys(X):
+    """A 32-bit key per row of ``X`` (shape ``(N, ...)``), from its bits.
+
+    Rows with the same values get the same key, wherever they sit in the
+    batch and whatever the batch holds: the key is a fixed multilinear hash
+    of the row's 16-bit words (exact integer arithmetic), finalised with
+    :func:`_mix32`. It draws no random numbers.
+    """
+    n = X.shape[0]
+    flat = X.detach().reshape(n, -1).contiguous()
+    if flat.dtype in (torch.float64, torch.float32):
+        words = flat.view(torch.int32).to(torch.int64) & _M32
+        halves = torch.stack((words & 0xFFFF, words >> 16), dim=2).reshape(n, -1)
+    elif flat.dtype in (torch.float16, torch.bfloat16):
+        halves = flat.view(torch.int16).to(torch.int64) & 0xFFFF
+    else:
+        halves = flat.to(torch.int64) & 0xFFFF
+    position = torch.arange(halves.shape[1], device=X.device, dtype=torch.int64)
+    # odd multipliers below 2**24: each product stays below 2**40 and a row
+    # of up to 2**23 half-words sums below 2**63
+    factors = (_mix32(position) & 0xFFFFFF) | 1
+    total = (halves * factors).sum(dim=1)
+    return _mix32((total & _M32) ^ _mix32((total >> 32) & _M32))
+
+
+@functools.lru_cache(maxsize=64)
+def _position_hashes(width, device):
+    """:func:`_mix32` of the positions ``0 .. width - 1`` (cached)."""
+    return _mix32(torch.arange(width, device=device, dtype=torch.int64) + 0x632BE5AB)
+
+
+class RandomStream:
+    """The randomness of one module's training, owned by the module.
+
+    * :meth:`generator`: a seeded :class:`torch.Generator` per device, made
+      on first use, for draws such as random shifts;
+    * :meth:`advance` and :meth:`salt`: the counters of the keyed dropout
+      masks (see :class:`Dropout`).
+
+    Nothing comes from torch's global generators, so fits in several threads
     do not disturb each other or the caller's random state. It pickles as
-    its seed: after unpickling the stream restarts from the seed.
+    its seed and step: after unpickling the generator restarts from the seed.
     """
 
     def __init__(self, seed=0):
@@ -43,6 +117,7 @@ class RandomStream:
     def reseed(self, seed):
         """Restart the stream from ``seed``."""
         self.seed = int(seed)
+        self.step = 0
         self._generator = None
 
     def generator(self, device):
@@ -52,32 +127,103 @@ class RandomStream:
             self._generator = generator
         return generator
 
+    def advance(self):
+        """Start the next training forward pass (new dropout masks)."""
+        self.step += 1
+
+    def salt(self, site):
+        """A 32-bit salt for dropout site ``site`` in the current pass."""
+        return _mix32_int(_mix32_int(_mix32_int(self.seed) ^ self.step) + 0x9E3779B9 * site)
+
     def __getstate__(self):
         # a generator does not pickle on every supported torch
-        return {"seed": self.seed, "_generator": None}
+        return {"seed": self.seed, "step": self.step, "_generator": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update({"step": 0, **state})
 
 
 class Dropout(nn.Module):
-    """Inverted dropout whose masks come from a :class:`RandomStream`.
+    """Inverted dropout with masks keyed by the sample.
 
-    The same arithmetic as :class:`torch.nn.Dropout` (zero each value with
-    probability ``p`` in training and scale the others by ``1 / (1 - p)``),
-    drawn from the stream's generator rather than torch's global one.
+    The arithmetic of :class:`torch.nn.Dropout` (in training, zero each value
+    with probability ``p`` and scale the others by ``1 / (1 - p)``), but each
+    mask value is a hash of the sample's :func:`row_keys` key, the position
+    in the layer, the dropout site and the stream's seed and step. So:
+
+    * no random generator is used, torch's global ones least of all;
+    * equal samples get equal masks in a pass, which makes a sample of weight
+      ``k`` exactly ``k`` copies of it (scikit-learn's meaning of
+      ``sample_weight``), and a sample's mask does not depend on the order
+      or the make-up of its batch.
+
+    Called without ``keys`` it computes them from ``X``.
     """
 
-    def __init__(self, p, stream):
+    def __init__(self, p, stream, site=0):
         super().__init__()
         self.p = float(p)
         self.stream = stream
+        self.site = int(site)
 
-    def forward(self, X):
+    def forward(self, X, keys=None, site=None):
         if not self.training or self.p == 0:
             return X
-        keep = torch.empty_like(X).bernoulli_(1 - self.p, generator=self.stream.generator(X.device))
-        return X * keep.div_(1 - self.p)
+        if keys is None:
+            keys = row_keys(X)
+        salt = self.stream.salt(self.site if site is None else site)
+        rows = _mix32(keys.view(-1, 1) ^ salt)
+        draws = _mix32_light(rows ^ _position_hashes(X[0].numel(), X.device))
+        keep = (draws >= int(round(self.p * 2**32))).view(X.shape)
+        return X * keep.to(X.dtype).div_(1 - self.p)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, site={self.site}"
+
+
+class _WeightedNorm:
+    """Batch normalisation whose training statistics honour sample weights.
+
+    With ``sample_weight`` in training, the batch mean and variance are the
+    weighted ones (a sample of weight ``k`` counts as ``k`` copies, one of
+    weight 0 not at all), and the running variance is corrected with the
+    total weight as the sample count. Without weights it is torch's.
+    """
+
+    def forward(self, X, sample_weight=None):
+        if sample_weight is None or not self.training:
+            return super().forward(X)
+        dims = [0, *range(2, X.dim())]
+        shape = (1, -1, *[1] * (X.dim() - 2))
+        positions = X[0, 0].numel()
+        share = (sample_weight / sample_weight.sum()).to(X.dtype).view(-1, *[1] * (X.dim() - 1))
+        mean = (X * share).sum(dims) / positions
+        centred = X - mean.view(shape)
+        var = (centred.square() * share).sum(dims) / positions
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = (
+                    1.0 / float(self.num_batches_tracked)
+                    if self.momentum is None
+                    else self.momentum
+                )
+                count = sample_weight.sum().to(var.dtype) * positions
+                unbias = torch.where(count > 1, count / (count - 1).clamp_min(1e-12), 1.0)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
+                self.running_var.lerp_((var.detach() * unbias).to(self.running_var.dtype), momentum)
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+
+class BatchNorm1d(_WeightedNorm, nn.BatchNorm1d):
+    """:class:`torch.nn.BatchNorm1d` with sample-weighted training statistics."""
+
+
+class BatchNorm2d(_WeightedNorm, nn.BatchNorm2d):
+    """:class:`torch.nn.BatchNorm2d` with sample-weighted training statistics."""
 
 
 def glorot_uniform_(weight, bias, activation, generator):
@@ -169,10 +315,22 @@ class MLPModule(nn.Module):
         """Restart the dropout masks from ``seed``."""
         self.stream.reseed(seed)
 
-    def forward(self, X):
+    def forward(self, X, sample_weight=None, keys=None, site=0):
+        """Raw outputs. ``sample_weight`` is accepted for a uniform module
+        signature (nothing here depends on it). ``keys`` are the samples'
+        :func:`row_keys` for the dropout masks (computed when not given).
+        A ``site`` above 0 means this network is another module's head: that
+        module has started the pass, and the masks are keyed by its samples'
+        ``keys``, from dropout site ``site`` on.
+        """
         *hidden, last = self.layers
-        for layer in hidden:
-            X = self.dropout(self.activation(layer(X)))
+        dropping = self.training and isinstance(self.dropout, Dropout)
+        if dropping and site == 0:
+            keys = row_keys(X) if keys is None else keys
+            self.stream.advance()
+        for i, layer in enumerate(hidden):
+            X = self.activation(layer(X))
+            X = self.dropout(X, keys, site + i) if dropping else self.dropout(X)
         return last(X)
 
 
@@ -252,8 +410,8 @@ class ConvModule(nn.Module):
         self.stream = RandomStream(seed)
         ndim = len(self.input_shape) - 1
         conv, norm, pool = {
-            1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d),
-            2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d),
+            1: (nn.Conv1d, BatchNorm1d, nn.MaxPool1d),
+            2: (nn.Conv2d, BatchNorm2d, nn.MaxPool2d),
         }[ndim]
         generator = torch.Generator().manual_seed(int(seed))
         blocks = []
@@ -281,7 +439,7 @@ class ConvModule(nn.Module):
                 blocks.append(pool(pool_size))
                 spatial = [s // pool_size for s in spatial]
             if conv_dropout > 0:
-                blocks.append(Dropout(conv_dropout, self.stream))
+                blocks.append(Dropout(conv_dropout, self.stream, site=len(blocks)))
             channels = out_channels
         self.features = nn.Sequential(*blocks)
         self.n_flat = channels if self.global_pool else channels * math.prod(spatial)
@@ -347,11 +505,12 @@ class ConvModule(nn.Module):
         batch statistics, which mix in statistics of the weights of earlier
         steps. This recomputes them with the current weights ("precise
         batch norm"): the mean and variance of each batch norm's input over
-        the samples of ``batches``, an iterable of input tensors, unshifted.
-        Each batch is normalised with its own statistics, as in training, so
-        batches should not be tiny. Dropout is off, as in prediction: the
-        statistics are those of the inputs the batch norms see when the
-        network predicts.
+        the samples of ``batches``, an iterable of input tensors, unshifted,
+        or of ``(X, sample_weight)`` pairs for weighted statistics (a sample
+        of weight ``k`` counts as ``k`` copies). Each batch is normalised
+        with its own statistics, as in training, so batches should not be
+        tiny. Dropout is off, as in prediction: the statistics are those of
+        the inputs the batch norms see when the network predicts.
         """
         norms = [m for m in self.features if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
@@ -365,27 +524,51 @@ class ConvModule(nn.Module):
             if isinstance(m, Dropout):
                 m.eval()
         try:
-            seen = 0
-            for X in batches:
-                n = X.shape[0]
+            seen = 0.0
+            for batch in batches:
+                X, w = batch if isinstance(batch, (tuple, list)) else (batch, None)
+                n = X.shape[0] if w is None else float(w.sum())
+                if n <= 0:
+                    continue
                 seen += n
                 # running = running + (n / seen) * (batch - running): the
                 # average over the samples seen so far
                 for m in norms:
                     m.momentum = n / seen
-                self.features(self._samples(X))
+                self._features(self._samples(X), w, None)
         finally:
             for m, momentum in zip(norms, momenta):
                 m.momentum = momentum
             self.features.train(training)
 
-    def forward(self, X):
+    def _features(self, X, sample_weight, keys):
+        for m in self.features:
+            if isinstance(m, _WeightedNorm):
+                X = m(X, sample_weight)
+            elif isinstance(m, Dropout):
+                X = m(X, keys)
+            else:
+                X = m(X)
+        return X
+
+    def forward(self, X, sample_weight=None, keys=None):
+        """Raw outputs for ``X`` of shape ``(N, *input_shape)`` or flat.
+
+        In training, ``sample_weight`` weights the batch-norm statistics, and
+        the dropout masks are keyed by the samples: ``keys`` are their
+        :func:`row_keys` (computed from the unshifted ``X`` when not given).
+        """
+        if self.training and self.draws_random:
+            keys = row_keys(X) if keys is None else keys
+            self.stream.advance()
+        else:
+            keys = None
         X = X.reshape(X.shape[0], *self.input_shape)
         if self.training and self.random_shift > 0:
             X = self.shift(X)
-        X = self.features(self._samples(X))
+        X = self._features(self._samples(X), sample_weight, keys)
         X = X.mean(dim=tuple(range(2, X.dim()))) if self.global_pool else X.flatten(1)
-        return self.head(X)
+        return self.head(X, keys=keys, site=len(self.features))
 
 
 def penalized_parameters(module):

@@ -6,12 +6,10 @@ failures. The fast settings only shrink the networks and epochs for the
 checks' tiny data sets; ``test_default_estimators`` (marked slow) runs the
 checks on the default-constructed estimators.
 
-One gap is left, and stated rather than hidden as an expected failure:
-``check_sample_weight_equivalence_on_dense_data`` cannot hold for
-ConvClassifier's default dropout (one mask per row: a repeated row gets
-two masks, a weighted row one) and batch normalisation (unweighted batch
-statistics). That check runs on a ConvClassifier without either; the MLPs
-pass it with their defaults.
+Nothing is excluded and nothing is an expected failure. In particular
+``check_sample_weight_equivalence_on_dense_data`` holds for ConvClassifier's
+defaults: its dropout masks are keyed by the sample (a repeated row gets the
+mask of its weighted original) and its batch norms use weighted statistics.
 """
 
 import pytest
@@ -35,46 +33,12 @@ ESTIMATORS = [
 ]
 
 
-WEIGHT_CHECK = "check_sample_weight_equivalence_on_dense_data"
-CONV_WITHOUT_DROPOUT_OR_BN = ConvClassifier(
-    batch_norm=False, dropout=0.0, conv_dropout=0.0, **CONV_FAST
-)
-
-
-def _name(check):
-    return getattr(check, "func", check).__name__
-
-
-def _select(estimators, keep):
-    mark = parametrize_with_checks(estimators)
-    return [
-        pytest.param(est, check, id=f"{est!r}-{_name(check)}")
-        for est, check in mark.args[1]
-        if keep(est, _name(check))
-    ]
-
-
-def _not_conv_weights(est, name):
-    return not (isinstance(est, ConvClassifier) and name == WEIGHT_CHECK)
-
-
-@pytest.mark.parametrize("estimator, check", _select(ESTIMATORS, _not_conv_weights))
+@parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize(
-    "estimator, check",
-    _select([CONV_WITHOUT_DROPOUT_OR_BN], lambda est, name: name == WEIGHT_CHECK),
-)
-def test_conv_sample_weight_equivalence(estimator, check):
-    check(estimator)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "estimator, check",
-    _select([MLPClassifier(), MLPRegressor(), ConvClassifier()], _not_conv_weights),
-)
+@parametrize_with_checks([MLPClassifier(), MLPRegressor(), ConvClassifier()])
 def test_default_estimators(estimator, check):
     check(estimator)

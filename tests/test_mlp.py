@@ -732,6 +732,17 @@ def test_dropout_trains_and_predicts_deterministically(breast_cancer):
     np.testing.assert_allclose(first[:, 1], expit(raw).ravel(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_dropout_sample_weight_is_repetition(Est):
+    """With dropout, a sample of integer weight k trains exactly as k copies
+    (scikit-learn's check), because each mask is keyed by the sample."""
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+
+    check_sample_weight_equivalence_on_dense_data(
+        Est.__name__, Est(**_fast(hidden_layer_sizes=(16,), dropout=0.3, max_iter=40))
+    )
+
+
 # ---------------------------------------------------------------------------
 # early stopping, tol, convergence
 # ---------------------------------------------------------------------------

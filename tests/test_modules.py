@@ -11,10 +11,15 @@ from torch import nn
 
 from sknets._modules import (
     ACTIVATIONS,
+    BatchNorm1d,
+    BatchNorm2d,
     ConvModule,
+    Dropout,
     MLPModule,
+    RandomStream,
     glorot_uniform_,
     penalized_parameters,
+    row_keys,
 )
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -297,3 +302,111 @@ def test_conv_module_refresh_batch_norm_without_norms():
     module.refresh_batch_norm([torch.rand(10, 64)])
     for k, v in module.state_dict().items():
         assert torch.equal(v, state[k])
+
+
+# -- keyed dropout and weighted batch norm -----------------------------------------
+
+
+def test_row_keys_follow_the_values_not_the_position():
+    X = torch.rand(50, 7, dtype=torch.float64)
+    keys = row_keys(X)
+    assert keys.dtype == torch.int64 and keys.shape == (50,)
+    assert bool(((keys >= 0) & (keys < 2**32)).all())
+    # distinct rows, distinct keys (50 random 32-bit keys collide with
+    # probability about 3e-7)
+    assert len(set(keys.tolist())) == 50
+    perm = torch.randperm(50)
+    assert torch.equal(row_keys(X[perm]), keys[perm])
+    # inside another batch, with duplicates
+    both = torch.cat([X[:5], X[:5], torch.rand(3, 7, dtype=torch.float64)])
+    assert torch.equal(row_keys(both)[:10], keys[:5].repeat(2))
+    # one changed bit changes the key; float32 rows work too
+    Y = X.clone()
+    Y[0, 3] = torch.nextafter(Y[0, 3], torch.tensor(2.0, dtype=torch.float64))
+    assert row_keys(Y)[0] != keys[0]
+    assert row_keys(X.float()).shape == (50,)
+
+
+def test_keyed_dropout_masks():
+    """Masks are keyed by the sample: equal rows, equal masks, whatever their
+    batch; the keep rate is ``1 - p``; a new pass draws new masks; no global
+    random state is used."""
+    stream = RandomStream(3)
+    drop = Dropout(0.3, stream, site=1).train()
+    X = torch.rand(400, 64, dtype=torch.float64) + 1
+    state = torch.random.get_rng_state()
+    out = drop(X)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    kept = out != 0
+    # about 70 % kept (25,600 draws: 4 standard deviations is 1.2 %)
+    assert abs(float(kept.double().mean()) - 0.7) < 0.012
+    torch.testing.assert_close(out[kept], X[kept] / 0.7)
+    # another batch order or make-up, the same per-row masks
+    perm = torch.randperm(400)
+    assert torch.equal(drop(X[perm]), out[perm])
+    assert torch.equal(drop(torch.cat([X[:3], X[:3]])), out[:3].repeat(2, 1))
+    # each position of a row draws on its own: masks of the columns differ
+    assert not torch.equal(kept[:, 0], kept[:, 1])
+    # another pass, site or seed: other masks; reseed restarts
+    stream.advance()
+    assert not torch.equal(drop(X) != 0, kept)
+    assert not torch.equal(Dropout(0.3, RandomStream(3), site=2).train()(X) != 0, kept)
+    assert not torch.equal(Dropout(0.3, RandomStream(4), site=1).train()(X) != 0, kept)
+    stream.reseed(3)
+    assert torch.equal(drop(X), out)
+    # off in evaluation
+    assert torch.equal(drop.eval()(X), X)
+
+
+def test_mlp_module_dropout_keyed_by_sample():
+    """A repeated input row gets the same dropout mask as its original."""
+    module = MLPModule(6, (32, 32), 2, dropout=0.5, seed=1).train()
+    X = torch.rand(10, 6)
+    out = module(torch.cat([X, X[:4]]))
+    torch.testing.assert_close(out[10:], out[:4], rtol=0, atol=0)
+    assert not torch.equal(out, module.eval()(torch.cat([X, X[:4]])))
+
+
+@pytest.mark.parametrize("norm, shape", [(BatchNorm1d, (5, 3, 7)), (BatchNorm2d, (5, 3, 4, 4))])
+def test_weighted_batch_norm_equals_repeated_rows(norm, shape):
+    """In training, a sample of weight k counts as k copies (0: not at all),
+    for the output and for the running statistics; without weights it is
+    torch's batch norm."""
+    X = torch.randn(*shape, dtype=torch.float64)
+    w = torch.tensor([2.0, 0.0, 1.0, 3.0, 1.0], dtype=torch.float64)
+    repeated = X.repeat_interleave(w.long(), dim=0)
+    a, b, plain = (norm(3).double().train() for _ in range(3))
+    with torch.no_grad():
+        for m in (a, b, plain):
+            m.weight.uniform_(0.5, 1.5, generator=torch.Generator().manual_seed(0))
+            m.bias.uniform_(-1, 1, generator=torch.Generator().manual_seed(1))
+    out = a(X, w)
+    ref = b(repeated)
+    keep = w.long() > 0
+    torch.testing.assert_close(out[keep].repeat_interleave(w[keep].long(), 0), ref)
+    torch.testing.assert_close(a.running_mean, b.running_mean)
+    torch.testing.assert_close(a.running_var, b.running_var)
+    assert int(a.num_batches_tracked) == 1
+    # no weights: exactly torch's
+    torch_norm = getattr(nn, norm.__name__)(3).double().train()
+    torch_norm.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(plain(X), torch_norm(X), rtol=0, atol=0)
+    # gradients flow through the weighted statistics
+    X.requires_grad_(True)
+    norm(3).double().train()(X, w).square().sum().backward()
+    assert X.grad is not None and bool(torch.isfinite(X.grad).all())
+
+
+def test_conv_module_weighted_training_equals_repeated_rows():
+    """One training forward of a conv module with dropout and batch norm:
+    weighted rows give the outputs of the repeated rows."""
+    X = torch.rand(6, 1, 8, 8, dtype=torch.float64)
+    w = torch.tensor([1.0, 2.0, 0.0, 1.0, 3.0, 1.0], dtype=torch.float64)
+    repeated = X.repeat_interleave(w.long(), dim=0)
+    kwargs = dict(dropout=0.5, conv_dropout=0.25, seed=2)
+    a = ConvModule((1, 8, 8), (4, 6), 3, 2, (8,), 3, **kwargs).double().train()
+    b = ConvModule((1, 8, 8), (4, 6), 3, 2, (8,), 3, **kwargs).double().train()
+    out = a(X, sample_weight=w)
+    ref = b(repeated)
+    keep = w.long() > 0
+    torch.testing.assert_close(out[keep].repeat_interleave(w[keep].long(), 0), ref)
