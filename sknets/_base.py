@@ -9,7 +9,6 @@ convergence warning); the mechanics of each epoch live in
 """
 
 import contextlib
-import threading
 import time
 import warnings
 from abc import ABCMeta, abstractmethod
@@ -18,7 +17,6 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -39,24 +37,21 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _pretrained
+from . import _seam
 from ._engine import (
-    DECOUPLED_DECAY,
-    OUT_ACTIVATIONS,
     PRECISIONS,
-    SOLVERS,
     DeviceData,
     FastNet,
     NetCheckpoint,
     ProgressBar,
     WeightedLoss,
-    optimizer_kwargs,
     resolve_device,
     resolve_precision,
 )
-from ._modules import ACTIVATIONS
+from ._registry import ACTIVATIONS, OUT_ACTIVATIONS, SOLVERS
+from ._rules import EpochRules
+from ._threads import step_threads
 
-_STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
 _FLOAT_DTYPES = (np.float64, np.float32)
 _CURVES = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
 
@@ -80,6 +75,10 @@ _LOOP_PARAMS = frozenset(
 NON_FINITE = (
     "Solver produced non-finite parameter weights. The input data may contain "
     "large values and need to be preprocessed."
+)
+NEVER_FINITE = (
+    f"{NON_FINITE} The validation score was never finite: the network diverged. "
+    "Lower learning_rate_init or scale X."
 )
 
 
@@ -125,48 +124,12 @@ def _atomic(est, incremental=False):
         raise
 
 
-#: Below this many multiply-adds per training step (batch rows times
-#: parameters), a CPU fit runs torch on one thread (see
-#: ``benchmarks/RESULTS.md`` for the measurements behind it).
-SMALL_STEP = 2**22
-
-_THREADS_LOCK = threading.Lock()
-_THREADS = {"users": 0, "before": None}
-
-
-@contextlib.contextmanager
-def intra_op_threads(n):
-    """Run torch's CPU operators on at most ``n`` threads, then restore.
-
-    torch's thread count is global to the process: with fits running in
-    several Python threads, the first one in sets it and the last one out
-    restores the caller's setting.
-    """
-    with _THREADS_LOCK:
-        if _THREADS["users"] == 0:
-            _THREADS["before"] = torch.get_num_threads()
-            if n < _THREADS["before"]:
-                torch.set_num_threads(n)
-        _THREADS["users"] += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _THREADS["users"] -= 1
-            if _THREADS["users"] == 0 and torch.get_num_threads() != _THREADS["before"]:
-                torch.set_num_threads(_THREADS["before"])
-
-
 def _threads_for(net, X, est):
-    """One thread for small CPU fits, torch's setting otherwise."""
-    if net.torch_device.type != "cpu":
-        return contextlib.nullcontext()
+    """The thread policy (:func:`~sknets._threads.step_threads`) for a fit."""
     n_params = sum(p.numel() for p in net.module_.parameters())
     n = X.shape[0]
-    rows = n if est.solver == "lbfgs" else est._resolved_batch_size(n)
-    if rows * n_params >= SMALL_STEP:
-        return contextlib.nullcontext()
-    return intra_op_threads(1)
+    rows = est._resolved_batch_size(n) if SOLVERS[est.solver].stochastic else n
+    return step_threads(net.torch_device, rows * n_params)
 
 
 def _max_abs(X):
@@ -275,8 +238,13 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             )
         return [int(s) for s in sizes]
 
+    def _schedule(self):
+        """The learning-rate schedule in force: ``learning_rate`` for a solver
+        that takes schedules (scikit-learn: SGD only), else 'constant'."""
+        return self.learning_rate if SOLVERS[self.solver].schedules else "constant"
+
     def _check_solver(self):
-        if self.solver not in _STOCHASTIC_SOLVERS:
+        if not SOLVERS[self.solver].stochastic:
             raise AttributeError(
                 f"partial_fit is only available for stochastic optimizers. "
                 f"{self.solver} is not stochastic."
@@ -309,10 +277,9 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             Returns a trained model.
         """
         with _atomic(self):
-            fitted = _pretrained.take(self, X, y, sample_weight)
-            if fitted is not None:
-                return self._adopt(fitted)
-            return self._fit(X, y, sample_weight=sample_weight)
+            # a model that sknets.model_selection trained for this very fit
+            result = _seam.pretrained(self, X, y, sample_weight)
+            return self._fit(X, y, sample_weight=sample_weight, result=result)
 
     def _net_spec(self, precision, device):
         """Everything the net is built from, beyond the data: a warm-started
@@ -368,7 +335,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             self.net_.initialize_optimizer()
         self._spec = spec
         self._fit_dtype = X.dtype
-        if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
+        if SOLVERS[self.solver].stochastic and not hasattr(self, "loss_curve_"):
             self._init_curves()  # as scikit-learn: lbfgs fits have no curves
         self._n_calls += 1
         # each call of fit / partial_fit draws fresh batch orders and dropout
@@ -391,11 +358,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
                 "warm_start=False (or fit a new estimator) to train from scratch."
             ) from exc
         if incremental and type(old.optimizer_) is type(net.optimizer_):
-            state = old.optimizer_.state_dict()
-            fresh = net.optimizer_.state_dict()["param_groups"]
-            for group, new in zip(state["param_groups"], fresh):
-                group.update({k: v for k, v in new.items() if k != "params"})
-            net.optimizer_.load_state_dict(state)
+            net.take_optimizer_state(old.optimizer_)
         net.history = old.history
         return net
 
@@ -424,14 +387,19 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
-    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None, result=None):
+        """The fit: validate and set up, train (or adopt ``result``, a
+        :class:`~sknets._seam.TrainingResult` of this very fit), check and
+        export the weights."""
         X, targets, sample_weight, seed = self._prepare_fit(
             X, y, sample_weight, incremental, classes
         )
         # dropout and random shifts restart from this call's seed
         self.net_.module_.reseed((seed + 1) % (2**31 - 1))
         with _threads_for(self.net_, X, self):
-            if self.solver == "lbfgs":
+            if result is not None:
+                self._adopt_result(result, X.shape[0])
+            elif not SOLVERS[self.solver].stochastic:
                 self._fit_lbfgs(X, targets, sample_weight)
             else:
                 self._fit_stochastic(X, targets, sample_weight, incremental, seed)
@@ -444,30 +412,107 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         if not all(bool(torch.isfinite(p).all()) for p in self.net_.module_.parameters()):
             raise ValueError(NON_FINITE)
 
-    def _adopt(self, fitted):
-        """Take the fitted state of ``fitted``, an estimator with the same
-        parameters trained on the same data by a batched model selection."""
-        for key, value in vars(fitted).items():
-            if key.endswith("_") or key.startswith("_"):
-                setattr(self, key, value)
-        if getattr(fitted, "_sknets_error", None) is not None:
-            raise fitted._sknets_error
-        if self.solver != "lbfgs" and not fitted._sknets_converged:
+    # -- the seam with model selection (see sknets._seam) ----------------------------
+
+    def _training_plan(self, X, y):
+        """``fit(X, y)`` up to training, described as a
+        :class:`~sknets._seam.TrainingPlan` (see :func:`sknets._seam.plan`)."""
+        X, targets, _, seed = self._prepare_fit(X, y)
+        if self.early_stopping:
+            train, val = self._early_stopping_split(targets, seed)
+        else:
+            train, val = np.arange(targets.shape[0]), None
+        net = self.net_
+        return _seam.TrainingPlan(
+            estimator_type=type(self).__name__,
+            params=self.get_params(deep=False),
+            is_classifier=isinstance(self, _ClassifierNet),
+            X=X,
+            targets=targets,
+            seed=seed,
+            train_rows=train,
+            val_rows=val,
+            hidden=tuple(self._hidden_sizes()),
+            activation=self.activation,
+            loss=net.criterion_.loss,
+            out_activation=self.out_activation_,
+            n_outputs=self.n_outputs_,
+            layers=self._layer_weights(),
+            device=net.torch_device,
+            dtype=net.dtype,
+            solver=self.solver,
+            schedule=self._schedule(),
+            batch_size=self._resolved_batch_size(len(train)),
+            shuffle=bool(self.shuffle),
+            early_stopping=bool(self.early_stopping),
+            learning_rate_init=float(self.learning_rate_init),
+            alpha=float(self.alpha),
+            beta_1=float(self.beta_1),
+            beta_2=float(self.beta_2),
+            epsilon=float(self.epsilon),
+            momentum=float(self.momentum),
+            nesterov=bool(self.nesterovs_momentum) and self.momentum > 0,
+            tol=float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
+            max_iter=int(self.max_iter),
+            power_t=float(self.power_t),
+        )
+
+    def _layer_weights(self):
+        """The network's ``(weight, bias)`` tensors per layer, for a plan."""
+        raise NotImplementedError(f"{type(self).__name__} does not train batched.")
+
+    def _load_layer_weights(self, layers):
+        raise NotImplementedError(f"{type(self).__name__} does not train batched.")
+
+    def _fit_with_result(self, X, y, result):
+        """``fit(X, y)`` with a :class:`~sknets._seam.TrainingResult` of its
+        plan in place of training (see :func:`sknets._seam.adopt`)."""
+        with _atomic(self):
+            return self._fit(X, y, result=result)
+
+    def _adopt_result(self, result, n_samples):
+        """Set what training sets, from ``result``: the weights, the curves
+        and counters, the history; raise or warn as the training would."""
+        if result.diverged_loss is not None:
+            self.n_iter_ = len(result.loss_curve) - 1
+            self._check_finite(result.diverged_loss)
+        if self.early_stopping and not result.improved:
+            raise ValueError(NEVER_FINITE)
+        self._load_layer_weights(result.layers)
+        self.loss_curve_ = list(result.loss_curve)
+        self.n_iter_ = len(self.loss_curve_)
+        self.loss_ = self.loss_curve_[-1]
+        self.t_ = int(result.t)
+        self._no_improvement_count = int(result.no_improvement)
+        if self.early_stopping:
+            self.validation_scores_ = list(result.validation_scores)
+            self.best_validation_score_ = float(result.best)
+        else:
+            self.best_loss_ = float(result.best)
+        history = self.net_.history
+        seconds = result.fit_time / max(1, self.n_iter_)
+        for loss in self.loss_curve_:
+            history.new_epoch()
+            history.record("epoch", len(history))
+            history.record("train_loss", loss)
+            history.record("dur", seconds)
+        if not result.converged and self.n_iter_ == self.max_iter:
             warnings.warn(
                 "Stochastic Optimizer: Maximum iterations (%d) reached and the "
                 "optimization hasn't converged yet." % self.max_iter,
                 ConvergenceWarning,
             )
-        return self
 
     def _make_net(self, input_shape, n_outputs, loss, device, precision):
         n_features = int(np.prod(input_shape))
         module, module_kwargs = self._build_module(input_shape, n_outputs, self._seed)
         graphed = device.type == "cuda" and not (
-            self.solver == "sgd" and self.learning_rate == "invscaling"
+            self._schedule() == "invscaling"
         )
-        optimizer, opt_kwargs = optimizer_kwargs(self, device, graphed)
-        decoupled = self.solver in DECOUPLED_DECAY
+        solver = SOLVERS[self.solver]
+        optimizer, opt_kwargs = solver.optimizer_kwargs(self, graphed)
+        decoupled = solver.decoupled_decay
         net = FastNet(
             module=module,
             criterion=WeightedLoss,
@@ -567,21 +612,22 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
                 self._best_state = self._module_state()
 
         n_samples = X.shape[0]
-        net.batch_size = self._batch_size(n_samples)
-        self._check_batches(self._batch_rows(n_samples, net.batch_size))
+        batch_size = self._batch_size(n_samples)
+        self._check_batches(self._batch_rows(n_samples, batch_size))
         data = DeviceData(X, targets, sample_weight, device, dtype)
-        net._generator = net.new_generator(seed)
+        net.start_training(batch_size, seed)
         if not incremental:
             self.n_iter_ = 0
             self._no_improvement_count = 0
             self._set_lr(self.learning_rate_init)
+        rules = self._epoch_rules()
 
         finished = 0
         for _ in range(1 if incremental else self.max_iter):
             # a KeyboardInterrupt goes back to the end of the last epoch
             saved = None if incremental else _Rollback(self, net=True)
             try:
-                stop = self._run_epoch(data, n_samples, val, incremental)
+                stop = self._run_epoch(data, n_samples, val, incremental, rules)
             except KeyboardInterrupt:
                 if not finished:
                     raise
@@ -594,39 +640,62 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         if self.early_stopping:
             best = self.__dict__.pop("_best_state", None)
             if best is None:
-                raise ValueError(
-                    f"{NON_FINITE} The validation score was never finite: the "
-                    "network diverged. Lower learning_rate_init or scale X."
-                )
+                raise ValueError(NEVER_FINITE)
             net.module_.load_state_dict(best)
 
-    def _run_epoch(self, data, n_samples, val, incremental):
+    def _epoch_rules(self):
+        """scikit-learn's per-epoch rules (:class:`~sknets._rules.EpochRules`)
+        for this fit, one member, continuing from the estimator's state."""
+        best = self.best_validation_score_ if self.early_stopping else self.best_loss_
+        return EpochRules(
+            [self.tol],
+            [self.n_iter_no_change],
+            [self.learning_rate_init],
+            [self.power_t],
+            self._schedule(),
+            self.early_stopping,
+            best=[best],
+            no_improvement=[self._no_improvement_count],
+            t=[self.t_],
+            lr=[self._current_lr()],
+        )
+
+    def _run_epoch(self, data, n_samples, val, incremental, rules):
         """One epoch with scikit-learn's bookkeeping; True to stop."""
         net = self.net_
         start = time.perf_counter()
+        progress = None
         if self.verbose >= 2:
-            net.progress = ProgressBar(f"Epoch {self.n_iter_ + 1}/{self.max_iter}")
-        try:
-            loss = net.run_epoch(data)
-        finally:
-            net.progress = None
+            progress = ProgressBar(f"Epoch {self.n_iter_ + 1}/{self.max_iter}")
+        loss = net.run_epoch(data, progress)
         if val is None:
             # without a validation set nothing can be kept: stop at once
             self._check_finite(loss)
-        self._validate_epoch(loss, n_samples, val)
+        score = self._validation_score_of(val)
+        improved, shrunk, converged = (
+            bool(flag[0])
+            for flag in rules.end_epoch(
+                torch.tensor([loss], dtype=torch.float64),
+                None if score is None else torch.tensor([score], dtype=torch.float64),
+                float(n_samples),
+            )
+        )
+        self._record_epoch(loss, score, rules)
+        if improved:
+            self._best_state = self._module_state()
         if self.verbose:
             self._print_epoch(time.perf_counter() - start)
-        if self.solver == "sgd" and self.learning_rate == "invscaling":
-            self._set_lr(self._invscaling_lr())
-        if self._no_improvement_count > self.n_iter_no_change:
+        self._set_lr(float(rules.lr[0]))
+        if shrunk or converged:
             what = "Validation score" if self.early_stopping else "Training loss"
             msg = (
                 f"{what} did not improve more than tol={self.tol:f} for "
                 f"{self.n_iter_no_change} consecutive epochs."
             )
-            if self._trigger_stopping(msg):
+            if self.verbose:
+                print(msg + (" Learning rate set to %f" % rules.lr[0] if shrunk else " Stopping."))
+            if converged:
                 return True
-            self._no_improvement_count = 0
         if not incremental and self.n_iter_ == self.max_iter:
             warnings.warn(
                 "Stochastic Optimizer: Maximum iterations (%d) reached and the "
@@ -645,70 +714,40 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         return {k: v.detach().clone() for k, v in self.net_.module_.state_dict().items()}
 
     def _current_lr(self):
-        return self.net_.optimizer_.param_groups[0]["lr"]
+        return self.net_.learning_rate
 
     def _set_lr(self, lr):
-        groups = self.net_.optimizer_.param_groups
-        if groups[0]["lr"] != lr:
-            for group in groups:
-                group["lr"] = lr
-            # a captured graph holds the old learning rate
-            self.net_.reset_graphs()
+        self.net_.set_learning_rate(lr)
 
-    def _trigger_stopping(self, msg):
-        """scikit-learn's rule: 'adaptive' SGD divides the rate by 5 first."""
-        lr = self._current_lr()
-        if self.solver == "sgd" and self.learning_rate == "adaptive" and lr > 1e-6:
-            self._set_lr(lr / 5.0)
-            if self.verbose:
-                print(msg + " Learning rate set to %f" % (lr / 5.0))
-            return False
+    def _validation_score_of(self, val):
+        """The validation score of ``early_stopping`` (None without it): NaN
+        for a diverged network, as scikit-learn scores it."""
+        if val is None:
+            return None
+        X_val, y_val, w_val = val
+        raw = self.net_.forward_raw(X_val)
+        if not np.isfinite(raw).all():
+            self._val_loss = np.nan
+            return np.nan
+        with np.errstate(over="ignore", invalid="ignore"):
+            score = float(self._validation_score(raw, y_val, w_val))
         if self.verbose:
-            print(msg + " Stopping.")
-        return True
+            self._val_loss = self.net_.data_loss(raw, y_val, w_val)
+        return score
 
-    def _validate_epoch(self, loss, n_samples, val):
-        """Score the validation data of ``early_stopping`` (keeping the best
-        weights) and record the epoch."""
-        score = None
-        if val is not None:
-            X_val, y_val, w_val = val
-            raw = self.net_.forward_raw(X_val)
-            if np.isfinite(raw).all():
-                with np.errstate(over="ignore", invalid="ignore"):
-                    score = float(self._validation_score(raw, y_val, w_val))
-                if self.verbose:
-                    self._val_loss = self.net_.data_loss(raw, y_val, w_val)
-            else:
-                # as scikit-learn: a diverged network scores NaN
-                score = self._val_loss = np.nan
-        if self._record_epoch(loss, n_samples, score):
-            self._best_state = self._module_state()
-
-    def _record_epoch(self, loss, n_samples, score=None):
-        """scikit-learn's bookkeeping after an epoch: the attributes and the
-        no-improvement count, on the validation ``score`` with early stopping
-        and on the training loss otherwise. True when the score improved."""
+    def _record_epoch(self, loss, score, rules):
+        """The fitted attributes after an epoch: the curves and counters,
+        and the state of the rules (``rules``, one member)."""
         self.n_iter_ += 1
         self.loss_ = loss
-        self.t_ += n_samples
+        self.t_ = int(rules.t[0])
         self.loss_curve_.append(loss)
         if score is not None:
             self.validation_scores_.append(score)
-            worse = score < self.best_validation_score_ + self.tol
-            improved = score > self.best_validation_score_
-            if improved:
-                self.best_validation_score_ = score
+            self.best_validation_score_ = float(rules.best[0])
         else:
-            worse = loss > self.best_loss_ - self.tol
-            improved = False
-            if loss < self.best_loss_:
-                self.best_loss_ = loss
-        self._no_improvement_count = self._no_improvement_count + 1 if worse else 0
-        return improved
-
-    def _invscaling_lr(self):
-        return self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            self.best_loss_ = float(rules.best[0])
+        self._no_improvement_count = int(rules.no_improvement[0])
 
     def _print_epoch(self, seconds):
         line = f"Epoch {self.n_iter_}/{self.max_iter} - loss: {self.loss_:.6f}"
@@ -770,14 +809,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     def _forward(self, X):
         """Network output after the output activation."""
         raw, dtype = self._raw_output(X)
-        if self.out_activation_ == "softmax":
-            out = softmax(raw, axis=1)
-        elif self.out_activation_ == "logistic":
-            out = expit(raw)
-        elif self.out_activation_ == "exp":
-            out = np.exp(raw)
-        else:
-            out = raw
+        out = OUT_ACTIVATIONS[self.out_activation_].numpy(raw)
         return out.astype(dtype, copy=False)
 
     def __sklearn_tags__(self):
@@ -979,7 +1011,7 @@ class _RegressorNet(_BaseNet):
         return y, self.loss, out, y.shape[1]
 
     def _validation_score(self, raw, y, w):
-        pred = OUT_ACTIVATIONS[self.out_activation_](torch.from_numpy(raw)).numpy()
+        pred = OUT_ACTIVATIONS[self.out_activation_].numpy(raw)
         if not np.isfinite(pred).all():
             return np.nan
         return r2_score(y, pred, sample_weight=w)

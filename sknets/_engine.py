@@ -11,8 +11,9 @@ for speed and kept inside skorch's own seams:
   per epoch (one synchronisation per epoch, not one per batch). Per-epoch
   history and the ``on_epoch_*`` callbacks work as in skorch; per-batch
   history and ``on_batch_*`` notifications are skipped on purpose.
-- ``train_step``: on CUDA, each training step with a given batch size is
-  captured once as a CUDA graph and replayed (:class:`GraphedStep`); the last,
+- the steps (:meth:`FastNet.step_on`, run by ``run_single_epoch`` through
+  :class:`GraphedStep`): on CUDA, each training step with a given batch size is
+  captured once as a CUDA graph and replayed; the last,
   smaller batch of an epoch gets a graph of its own. Everywhere else (CPU,
   L-BFGS, a schedule that changes the learning rate every epoch) the same
   step runs eagerly.
@@ -26,121 +27,23 @@ import copy
 import functools
 import math
 import sys
-import time
 
 import numpy as np
-import scipy.optimize
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from skorch import NeuralNet
-from sklearn.utils.optimize import _check_optimize_result
 from skorch.callbacks import EpochTimer
 from torch import nn
+from tqdm import tqdm
 
 from ._modules import penalized_parameters, row_keys
+from ._optim import LBFGS
+from ._registry import LOSSES
 
 # ----------------------------------------------------------------------------
-# Registries
+# Precision and device
 # ----------------------------------------------------------------------------
 
-
-def _cross_entropy(z, y, label_smoothing=0.0):
-    # torch's smoothing: the target is (1 - eps) * one-hot + eps / n_classes
-    return F.cross_entropy(z, y, reduction="none", label_smoothing=label_smoothing)
-
-
-def _binary_cross_entropy(z, y, label_smoothing=0.0):
-    if label_smoothing:
-        # the same rule with two classes per output: y -> y (1 - eps) + eps / 2
-        y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    return F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1)
-
-
-def _half_squared_error(z, y):
-    return 0.5 * (z - y).square().mean(1)
-
-
-def _poisson(z, y):
-    # scikit-learn's Poisson deviance with the log link: the network outputs
-    # z = log(mu); xlogy(y, y) - y keeps the minimum at zero.
-    return (torch.xlogy(y, y) - y - y * z + torch.exp(z)).sum(1)
-
-
-def _absolute_error(z, y):
-    return (z - y).abs().mean(1)
-
-
-def _huber(z, y):
-    return F.huber_loss(z, y, reduction="none", delta=1.0).mean(1)
-
-
-#: Per-sample losses on the raw network output, by name.
-#: Those of :data:`SMOOTHABLE` also take a ``label_smoothing`` keyword.
-LOSSES = {
-    "log_loss": _cross_entropy,
-    "binary_log_loss": _binary_cross_entropy,
-    "squared_error": _half_squared_error,
-    "poisson": _poisson,
-    "absolute_error": _absolute_error,
-    "huber": _huber,
-}
-
-#: The losses of class targets, which take ``label_smoothing``.
-SMOOTHABLE = frozenset({"log_loss", "binary_log_loss"})
-
-#: Output activations applied at prediction time, by scikit-learn's names.
-OUT_ACTIVATIONS = {
-    "identity": lambda z: z,
-    "logistic": torch.sigmoid,
-    "softmax": lambda z: torch.softmax(z, dim=1),
-    "exp": torch.exp,
-}
-
-
-def _sgd(est):
-    nesterov = bool(est.nesterovs_momentum) and est.momentum > 0
-    return torch.optim.SGD, {"momentum": est.momentum, "nesterov": nesterov}
-
-
-def _adam(est):
-    return torch.optim.Adam, {"betas": (est.beta_1, est.beta_2), "eps": est.epsilon}
-
-
-def _adamw(est):
-    return torch.optim.AdamW, {
-        "betas": (est.beta_1, est.beta_2),
-        "eps": est.epsilon,
-        "weight_decay": est.alpha,
-    }
-
-
-def _rmsprop(est):
-    return torch.optim.RMSprop, {"alpha": 0.9, "eps": est.epsilon}
-
-
-def _lbfgs(est):
-    return LBFGS, {"max_iter": est.max_iter, "max_fun": est.max_fun, "tol": est.tol}
-
-
-#: Optimizers by name: each maps the estimator to ``(class, kwargs)``.
-SOLVERS = {
-    "sgd": _sgd,
-    "adam": _adam,
-    "adamw": _adamw,
-    "rmsprop": _rmsprop,
-    "lbfgs": _lbfgs,
-}
-
-#: Solvers with decoupled weight decay: ``alpha`` goes to the optimizer and
-#: is not added to the loss.
-DECOUPLED_DECAY = {"adamw"}
-
-#: Solvers whose optimizer has a fused kernel (CPU and CUDA); others use foreach.
-_FUSED = {"sgd", "adam", "adamw"}
-#: Solvers whose optimizer keeps a step counter and needs ``capturable=True``
-#: to be replayed as a CUDA graph.
-_CAPTURABLE = {"adam", "adamw", "rmsprop"}
 
 #: Training arithmetic by name: (parameter dtype, autocast dtype or None).
 #: ``'auto'`` is resolved per fit by :func:`resolve_precision`.
@@ -199,89 +102,17 @@ def resolve_device(device):
     return dev
 
 
-def optimizer_kwargs(est, device, graphed):
-    """The optimizer class and keyword arguments for an estimator."""
-    cls, kwargs = SOLVERS[est.solver](est)
-    if cls is not LBFGS:
-        if est.solver in _FUSED:
-            kwargs["fused"] = True
-        else:
-            kwargs["foreach"] = True
-        if graphed and est.solver in _CAPTURABLE:
-            kwargs["capturable"] = True
-    return cls, kwargs
-
-
-class LBFGS(torch.optim.Optimizer):
-    """scipy's L-BFGS-B over torch parameters, as scikit-learn's MLP runs it.
-
-    ``step(closure)`` minimises the full-batch loss that ``closure`` returns
-    (it must zero and fill the gradients) with
-    :func:`scipy.optimize.minimize` (``method='L-BFGS-B'``, ``maxiter``,
-    ``maxfun``, ``gtol=tol``), so that the iterations, the stopping rule and
-    the :class:`~sklearn.exceptions.ConvergenceWarning` on ``max_iter`` or
-    ``max_fun`` are scikit-learn's. The parameters are flattened to float64
-    for scipy and copied back in their own dtype. The network stays a torch
-    module; only the optimisation loop is scipy's. Returns the number of
-    iterations, as scikit-learn's ``n_iter_``. ``lr`` is accepted, as skorch
-    passes it to every optimizer, and unused: the line search sets the steps.
-    """
-
-    def __init__(self, params, lr=None, max_iter=200, max_fun=15000, tol=1e-4):
-        super().__init__(params, {"max_iter": max_iter, "max_fun": max_fun, "tol": tol})
-
-    def _params(self):
-        return [p for group in self.param_groups for p in group["params"]]
-
-    def _set(self, x):
-        params = self._params()
-        flat = torch.from_numpy(x)
-        with torch.no_grad():
-            start = 0
-            for p in params:
-                n = p.numel()
-                p.copy_(flat[start : start + n].view_as(p))
-                start += n
-
-    def step(self, closure):
-        params = self._params()
-        group = self.param_groups[0]
-
-        def fun(x):
-            self._set(x)
-            with torch.enable_grad():
-                loss = closure()
-            grads = [
-                torch.zeros_like(p).reshape(-1) if p.grad is None else p.grad.reshape(-1)
-                for p in params
-            ]
-            grad = torch.cat(grads).to(torch.float64).cpu().numpy()
-            return float(loss), grad
-
-        x0 = torch.cat([p.detach().reshape(-1) for p in params]).to(torch.float64).cpu().numpy()
-        with np.errstate(all="ignore"):
-            result = scipy.optimize.minimize(
-                fun,
-                x0,
-                method="L-BFGS-B",
-                jac=True,
-                options={"maxiter": group["max_iter"], "maxfun": group["max_fun"],
-                         "gtol": group["tol"]},
-            )
-        self._set(np.asarray(result.x, dtype=np.float64))
-        return _check_optimize_result("lbfgs", result, group["max_iter"])
-
-
 # ----------------------------------------------------------------------------
 # Loss
 # ----------------------------------------------------------------------------
 
 
 class WeightedLoss(nn.Module):
-    """Sample-weighted mean of a per-sample loss from :data:`LOSSES`.
+    """Sample-weighted mean of a per-sample loss from
+    :data:`~sknets._registry.LOSSES`.
 
     With ``w=None`` it is the plain mean (fewer kernels per step).
-    ``label_smoothing`` (for the losses of :data:`SMOOTHABLE` only) softens
+    ``label_smoothing`` (for the ``smoothable`` losses only) softens
     the class targets: ``eps`` of each target's mass is spread evenly over
     the classes (over the two values of each output for the binary loss).
     """
@@ -290,9 +121,9 @@ class WeightedLoss(nn.Module):
         super().__init__()
         self.loss = loss
         self.label_smoothing = float(label_smoothing)
-        fn = LOSSES[loss]
+        fn = LOSSES[loss].fn
         if self.label_smoothing:
-            if loss not in SMOOTHABLE:
+            if not LOSSES[loss].smoothable:
                 raise ValueError(f"label_smoothing needs a class loss, not {loss!r}.")
             fn = functools.partial(fn, label_smoothing=self.label_smoothing)
         self._fn = fn
@@ -629,6 +460,35 @@ class FastNet(NeuralNet):
         """A generator on the net's device, for the batch permutations."""
         return torch.Generator(device=self.torch_device).manual_seed(int(seed))
 
+    def start_training(self, batch_size, seed):
+        """Set up a call of training: its batch size, and its batch orders
+        drawn from a generator seeded with ``seed``."""
+        self.batch_size = int(batch_size)
+        self._generator = self.new_generator(seed)
+
+    @property
+    def learning_rate(self):
+        """The optimizer's learning rate (of all its parameter groups)."""
+        return self.optimizer_.param_groups[0]["lr"]
+
+    def set_learning_rate(self, lr):
+        """Set the learning rate of every parameter group (forgetting the
+        captured graphs, which hold the old rate)."""
+        groups = self.optimizer_.param_groups
+        if groups[0]["lr"] != lr:
+            for group in groups:
+                group["lr"] = lr
+            self.reset_graphs()
+
+    def take_optimizer_state(self, old):
+        """Continue from the state of ``old``, an optimizer of the same class
+        on parameters of the same shapes, with this net's settings."""
+        state = old.state_dict()
+        fresh = self.optimizer_.state_dict()["param_groups"]
+        for group, new in zip(state["param_groups"], fresh):
+            group.update({k: v for k, v in new.items() if k != "params"})
+        self.optimizer_.load_state_dict(state)
+
     # -- the step -------------------------------------------------------------
 
     def _penalty(self, w, n_rows):
@@ -686,12 +546,6 @@ class FastNet(NeuralNet):
         loss.backward()
         self.optimizer_.step()
         return loss.detach()
-
-    def train_step(self, batch, **fit_params):
-        """skorch's hook: ``batch`` is ``(X, y)`` or ``(X, y, w)`` tensors."""
-        Xb, yb, *rest = batch
-        self._set_training(True)
-        return {"loss": self.step_on(Xb, yb, rest[0] if rest else None), "y_pred": None}
 
     def initialize_optimizer(self, triggered_directly=None):
         """Two parameter groups: the penalised weight matrices, and the rest.
@@ -764,7 +618,9 @@ class FastNet(NeuralNet):
     def run_single_epoch(self, iterator, training, prefix, step_fn=None, **fit_params):
         """One pass over ``iterator``; records ``{prefix}_loss`` in the history.
 
-        The loss is summed on the device and read once, at the end.
+        The loss is summed on the device and read once, at the end. skorch's
+        signature; the steps are always :meth:`step_on`, so ``step_fn``
+        (skorch's ``train_step``) is not used.
         """
         if iterator is None:
             return None
@@ -776,13 +632,18 @@ class FastNet(NeuralNet):
         self.history.record(f"{prefix}_loss", loss)
         return loss
 
-    def run_epoch(self, data):
-        """One training epoch with the ``on_epoch_*`` notifications."""
-        self.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
-        loss = self.run_single_epoch(
-            self.get_iterator(data, training=True), training=True, prefix="train"
-        )
-        self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
+    def run_epoch(self, data, progress=None):
+        """One training epoch with the ``on_epoch_*`` notifications; the
+        steps are counted on ``progress`` (a :class:`ProgressBar`), if any."""
+        self.progress = progress
+        try:
+            self.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
+            loss = self.run_single_epoch(
+                self.get_iterator(data, training=True), training=True, prefix="train"
+            )
+            self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
+        finally:
+            self.progress = None
         return loss
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
@@ -901,12 +762,14 @@ class FastNet(NeuralNet):
 
 
 class ProgressBar:
-    """A one-line progress bar over the batches of an epoch (``verbose=2``).
+    """A one-line progress bar over the batches of an epoch (``verbose=2``),
+    drawn by :mod:`tqdm`.
 
     It draws only for long epochs: nothing until ``delay`` seconds have
     passed, then at most every ``interval`` seconds, and it erases itself
-    when the epoch ends so that the epoch's summary line takes its place.
-    On a GPU it counts the steps launched, which run slightly ahead.
+    when the epoch ends (``leave=False``) so that the epoch's summary line
+    takes its place. On a GPU it counts the steps launched, which run
+    slightly ahead.
     """
 
     def __init__(self, label, stream=None, width=30, delay=0.5, interval=0.2):
@@ -915,34 +778,29 @@ class ProgressBar:
         self.width = width
         self.delay = delay
         self.interval = interval
+        self.bar = None
 
     def start(self, total):
-        self.total, self.done = total, 0
-        self.begin = self.last = time.perf_counter()
-        self.drawn = 0
+        self.bar = tqdm(
+            total=total,
+            desc=self.label,
+            file=self.stream or sys.stdout,
+            bar_format="{desc} {n_fmt}/{total_fmt} [{bar:%d}]" % self.width,
+            ascii=".=",
+            leave=False,
+            delay=self.delay,
+            mininterval=self.interval,
+            miniters=1,
+            dynamic_ncols=False,
+        )
 
     def __call__(self, k):
-        self.done += k
-        now = time.perf_counter()
-        if now - self.begin >= self.delay and now - self.last >= self.interval:
-            self.last = now
-            self.draw()
-
-    def draw(self):
-        filled = self.width * self.done // max(self.total, 1)
-        bar = "=" * filled + (">" if filled < self.width else "") + "." * (self.width - filled - 1)
-        text = f"{self.label} {self.done}/{self.total} [{bar[: self.width]}]"
-        self._write("\r" + text)
-        self.drawn = len(text)
+        self.bar.update(k)
 
     def close(self):
-        if self.drawn:
-            self._write("\r" + " " * self.drawn + "\r")
-
-    def _write(self, text):
-        stream = self.stream or sys.stdout
-        stream.write(text)
-        stream.flush()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class _EvalBatches:

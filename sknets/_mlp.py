@@ -1,5 +1,6 @@
 """Multi-layer perceptrons: MLPClassifier and MLPRegressor."""
 
+import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 
@@ -22,6 +23,19 @@ class _MLPMixin:
             "dropout": self.dropout,
             "seed": self._init_seed,
         }
+
+    def _layer_weights(self):
+        """Each layer's ``(weight (out, in), bias)``, detached copies on the CPU."""
+        return [
+            (layer.weight.detach().cpu().clone(), layer.bias.detach().cpu().clone())
+            for layer in self.net_.module_.layers
+        ]
+
+    def _load_layer_weights(self, layers):
+        with torch.no_grad():
+            for layer, (weight, bias) in zip(self.net_.module_.layers, layers):
+                layer.weight.copy_(weight)
+                layer.bias.copy_(bias)
 
 
 class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):

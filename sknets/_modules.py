@@ -1,4 +1,4 @@
-"""Plain PyTorch modules built by the estimators, and the string registries.
+"""Plain PyTorch modules built by the estimators.
 
 Nothing here knows about scikit-learn: a module takes the facts learnt from
 the data (input width, number of outputs) and the architecture parameters,
@@ -14,20 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Hidden-layer activations by name. ``'logistic'`` is scikit-learn's name
-#: for the sigmoid; ``'sigmoid'`` is accepted as the Keras spelling.
-ACTIVATIONS = {
-    "identity": nn.Identity,
-    "logistic": nn.Sigmoid,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-}
-
+from ._registry import ACTIVATIONS
 
 _M32 = 0xFFFFFFFF
 
@@ -235,7 +222,7 @@ def glorot_uniform_(weight, bias, activation, generator):
     """
     fan_out, fan_in = weight.shape[0], weight.shape[1]
     receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
-    factor = 2.0 if activation in ("logistic", "sigmoid") else 6.0
+    factor = ACTIVATIONS[activation].glorot_factor
     bound = math.sqrt(factor / (fan_in * receptive + fan_out * receptive))
     with torch.no_grad():
         w = torch.empty(weight.shape, dtype=torch.float64)
@@ -259,7 +246,7 @@ class MLPModule(nn.Module):
     n_outputs : int
         Width of the output layer (no output activation).
     activation : str, default='relu'
-        Key of :data:`ACTIVATIONS`.
+        Key of :data:`~sknets._registry.ACTIVATIONS`.
     dropout : float, default=0.0
         Dropout probability after each hidden activation.
     seed : int, default=0
@@ -297,7 +284,7 @@ class MLPModule(nn.Module):
         # numpy RandomState(seed), coefs then intercepts, layer by layer, so
         # an int random_state starts from scikit-learn's very weights
         rng = np.random.RandomState(int(seed))
-        factor = 2.0 if activation in ("logistic", "sigmoid") else 6.0
+        factor = ACTIVATIONS[activation].glorot_factor
         with torch.no_grad():
             for layer in self.layers:
                 fan_out, fan_in = layer.weight.shape
@@ -571,12 +558,47 @@ class ConvModule(nn.Module):
         return self.head(X, keys=keys, site=len(self.features))
 
 
-def penalized_parameters(module):
-    """Weights that the L2 penalty ``alpha`` applies to (no biases, no norms).
+#: Layer types whose weights the L2 penalty applies to, with the names of
+#: their penalised parameters: the weight matrices and kernels, never
+#: biases or normalisation parameters.
+PENALIZED_LAYERS = (
+    (nn.Linear, lambda m: [m.weight]),
+    (nn.Bilinear, lambda m: [m.weight]),
+    (nn.modules.conv._ConvNd, lambda m: [m.weight]),
+    (nn.RNNBase, lambda m: [p for name, p in m.named_parameters() if name.startswith("weight_")]),
+    (nn.MultiheadAttention, lambda m: [
+        p for name, p in m.named_parameters(recurse=False) if name.endswith("weight")
+    ]),
+)
 
-    These are the parameters of dense and convolution layers whose name ends
-    in ``weight`` and that have at least two dimensions.
+
+def penalized_parameters(module):
+    """The parameters that the L2 penalty ``alpha`` applies to.
+
+    Chosen by layer type, not by parameter name: the weights of dense,
+    bilinear and convolution layers, the input and hidden weights of
+    recurrent layers (``weight_ih_l0``, ``weight_hh_l0``, ...) and the
+    projections of attention (:data:`PENALIZED_LAYERS`); no biases, no
+    normalisation parameters. A module with a ``penalized_parameters()``
+    method declares its own, for itself and its children.
     """
-    return [
-        p for name, p in module.named_parameters() if name.endswith("weight") and p.dim() >= 2
-    ]
+    seen, params = set(), []
+
+    def visit(m):
+        if m is not module and hasattr(m, "penalized_parameters"):
+            found = list(m.penalized_parameters())
+        else:
+            found = []
+            for kind, select in PENALIZED_LAYERS:
+                if isinstance(m, kind):
+                    found = select(m)
+                    break
+            for child in m.children():
+                visit(child)
+        for p in found:
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+
+    visit(module)
+    return params

@@ -7,7 +7,6 @@ from scipy.special import expit, log_softmax, xlogy
 from skorch import NeuralNet
 
 from sknets._engine import (
-    LOSSES,
     DeviceBatches,
     DeviceData,
     FastNet,
@@ -16,6 +15,7 @@ from sknets._engine import (
     resolve_device,
 )
 from sknets._modules import MLPModule
+from sknets._registry import LOSSES
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -442,7 +442,7 @@ def test_progress_bar_draws_after_its_delay_and_erases_itself():
     bar.start(4)
     bar(1)
     bar(2)
-    assert stream.getvalue().endswith("\rEpoch 1/3 3/4 [=======>..]")
+    assert stream.getvalue().endswith("\rEpoch 1/3 3/4 [=======...]")
     bar(1)
     assert stream.getvalue().endswith("\rEpoch 1/3 4/4 [==========]")
     bar.close()

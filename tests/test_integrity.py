@@ -92,11 +92,11 @@ def test_keyboard_interrupt_keeps_the_last_finished_epoch(breast_cancer, monkeyp
     net_cls = type(MLPClassifier(**FAST).fit(X[:20], y[:20]).net_)
     run_epoch, calls = net_cls.run_epoch, []
 
-    def interrupting(self, data):
+    def interrupting(self, data, *args):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return run_epoch(self, data)
+        return run_epoch(self, data, *args)
 
     monkeypatch.setattr(net_cls, "run_epoch", interrupting)
     with pytest.warns(UserWarning, match="interrupted"):

@@ -18,7 +18,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 from scipy.special import expit, softmax
-from skorch import NeuralNet
 from sklearn import neural_network as sk_nn
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
@@ -44,9 +43,10 @@ from sklearn.multioutput import MultiOutputRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
+from skorch import NeuralNet
 
 from sknets import MLPClassifier, MLPRegressor
-from sknets._modules import ACTIVATIONS
+from sknets._registry import ACTIVATIONS
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -1194,7 +1194,7 @@ def test_verbose_2_draws_a_progress_bar(capsys, monkeypatch, breast_cancer):
     out = capsys.readouterr().out
     n_batches = int(np.ceil(len(X) / 100))
     assert f"\rEpoch 1/2 {n_batches}/{n_batches} [{'=' * 30}]" in out
-    assert "\rEpoch 2/2 1/6 [=====>" in out
+    assert "\rEpoch 2/2 1/6 [=====..." in out
     # the bar erases itself: each epoch ends with its summary line
     summaries = [line.split("\r")[-1] for line in out.split("\n") if line]
     assert [s.split(" - ")[0] for s in summaries] == ["Epoch 1/2", "Epoch 2/2"]

@@ -50,8 +50,8 @@ def test_activation_registry_names():
         "gelu",
         "silu",
     }
-    for cls in ACTIVATIONS.values():
-        assert issubclass(cls, nn.Module)
+    for record in ACTIVATIONS.values():
+        assert isinstance(record(), nn.Module)
 
 
 @pytest.mark.parametrize("name", sorted(NUMPY_ACTIVATIONS))
@@ -410,3 +410,41 @@ def test_conv_module_weighted_training_equals_repeated_rows():
     ref = b(repeated)
     keep = w.long() > 0
     torch.testing.assert_close(out[keep].repeat_interleave(w[keep].long(), 0), ref)
+
+
+def test_penalized_parameters_by_layer_type():
+    """The penalty is chosen by layer type: a recurrent layer's weight_ih /
+    weight_hh are penalised (their names do not end in 'weight'), its biases
+    are not; a module can declare its own."""
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, num_layers=2)
+            self.norm = nn.LayerNorm(4)
+            self.out = nn.Linear(4, 1)
+
+    module = Recurrent()
+    names = {id(p): n for n, p in module.named_parameters()}
+    got = sorted(names[id(p)] for p in penalized_parameters(module))
+    assert got == [
+        "out.weight",
+        "rnn.weight_hh_l0",
+        "rnn.weight_hh_l1",
+        "rnn.weight_ih_l0",
+        "rnn.weight_ih_l1",
+    ]
+
+    class Declared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(3))
+            self.inner = nn.Linear(3, 3)
+
+        def penalized_parameters(self):
+            return [self.scale]
+
+    outer = nn.Sequential(Declared(), nn.Linear(3, 2))
+    got = penalized_parameters(outer)
+    assert len(got) == 2
+    assert got[0] is outer[0].scale and got[1] is outer[1].weight

@@ -16,16 +16,19 @@ those of separate fits up to floating-point rounding (tested in float64).
 """
 
 import math
+import time
 import warnings
 from collections import defaultdict
 
 import numpy as np
 import torch
 
-from .._base import NON_FINITE, SMALL_STEP, intra_op_threads
-from .._engine import LOSSES, OUT_ACTIVATIONS, StepGraphs
+from .._engine import StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
-from .._modules import ACTIVATIONS
+from .._registry import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, SOLVERS
+from .._rules import EpochRules
+from .._seam import TrainingResult
+from .._threads import step_threads
 
 #: Parameters that may differ between the members trained together.
 PER_MEMBER = {
@@ -52,8 +55,9 @@ def why_not_batched(estimator):
     """The reason a fit of ``estimator`` cannot be batched, or None."""
     if type(estimator) not in BATCHABLE:
         return f"{type(estimator).__name__} is not a sknets MLPClassifier or MLPRegressor"
-    if estimator.solver not in ("adam", "sgd"):
-        return f"solver={estimator.solver!r} (batched: 'adam' and 'sgd')"
+    if not SOLVERS[estimator.solver].batched:
+        batched = [name for name, s in SOLVERS.items() if s.batched]
+        return f"solver={estimator.solver!r} (batched: {', '.join(map(repr, batched))})"
     if estimator.dropout > 0:
         return "dropout > 0"
     if estimator.warm_start:
@@ -63,91 +67,70 @@ def why_not_batched(estimator):
     return None
 
 
-def _structure(est, n_rows, n_features, targets, pad):
+def _structure(plan, pad):
     """Members with equal structure keys train together."""
-    params = est.get_params(deep=False)
-    shared = tuple(sorted((k, repr(v)) for k, v in params.items() if k not in PER_MEMBER))
-    device = est.net_.torch_device
+    shared = tuple(sorted((k, repr(v)) for k, v in plan.params.items() if k not in PER_MEMBER))
     if pad is None:
         # a GPU runs padded members in parallel for free; on a CPU padding
         # is real work, so there only members of equal widths train together
-        pad = device.type == "cuda"
-    widths = () if pad else tuple(est._hidden_sizes())
+        pad = plan.device.type == "cuda"
     return (
-        widths,
-        type(est).__name__,
+        () if pad else plan.hidden,
+        plan.estimator_type,
         shared,
-        len(est._hidden_sizes()),
-        est._resolved_batch_size(n_rows),
-        n_features,
-        est.n_outputs_,
-        targets.dtype.str,
-        str(est.net_.torch_device),
-        str(est.net_.dtype),
+        len(plan.hidden),
+        plan.batch_size,
+        plan.X.shape[1],
+        plan.n_outputs,
+        plan.targets.dtype.str,
+        str(plan.device),
+        str(plan.dtype),
     )
 
 
-def _split(member):
-    """The training and validation rows of a member's separate fit."""
-    est = member.est
-    if not est.early_stopping:
-        return np.arange(len(member.X)), None
-    return est._early_stopping_split(member.targets, member.seed)
+def train_plans(plans, slots=None, chunk_members=None, pad=None):
+    """Train every :class:`~sknets._seam.TrainingPlan` as batched networks.
 
-
-class Member:
-    """One fit: an estimator set up by ``_prepare_fit`` (initialised net) and
-    its encoded training data."""
-
-    def __init__(self, estimator, X, targets, seed, slot):
-        self.est = estimator
-        self.X = X
-        self.targets = targets
-        self.seed = seed
-        self.slot = slot
-
-
-def train_members(members, chunk_members=None, pad=None):
-    """Train every member; results are written into each member's estimator.
-
-    Returns the number of batched networks. ``pad`` says whether members of
+    Returns ``(results, n_structures)``: a :class:`~sknets._seam.TrainingResult`
+    per plan, in order, and the number of structures (networks, before
+    splitting them into chunks of members). ``slots`` names
+    each plan's training set (plans of one slot share their rows on the
+    device; default: one slot per plan). ``pad`` says whether members of
     different hidden widths share a network (padded); None: on CUDA only.
     """
+    slots = list(range(len(plans))) if slots is None else list(slots)
     groups = defaultdict(list)
-    for m in members:
-        try:
-            train, val = _split(m)
-        except ValueError as exc:  # the separate fit's error, raised when adopted
-            m.est._sknets_error = exc
-            m.est._sknets_converged = False
-            continue
-        groups[_structure(m.est, len(train), m.X.shape[1], m.targets, pad)].append(m)
-    for group in groups.values():
+    for i, plan in enumerate(plans):
+        groups[_structure(plan, pad)].append(i)
+    results = [None] * len(plans)
+    for indices in groups.values():
+        group = [plans[i] for i in indices]
         size = chunk_members or _members_per_chunk(group)
-        for start in range(0, len(group), size):
-            _BatchedGroup(group[start : start + size]).train()
-    return len(groups)
+        for start in range(0, len(indices), size):
+            chunk = indices[start : start + size]
+            trained = _BatchedGroup([plans[i] for i in chunk], [slots[i] for i in chunk]).train()
+            for i, result in zip(chunk, trained):
+                results[i] = result
+    return results, len(groups)
 
 
 def _members_per_chunk(group):
     """How many members fit in a quarter of the free device memory."""
-    est = group[0].est
-    widths = [group[0].X.shape[1], *max_widths(group), est.n_outputs_]
+    plan = group[0]
+    widths = [plan.X.shape[1], *max_widths(group), plan.n_outputs]
     n_params = sum(a * b + b for a, b in zip(widths, widths[1:]))
-    rows = max(len(m.X) for m in group)
-    batch = min(rows, 200 if est.batch_size == "auto" else est.batch_size)
+    rows = max(len(p.X) for p in group)
+    batch = min(rows, plan.batch_size)
     per_member = 8 * (5 * n_params + 4 * batch * sum(widths) + rows * widths[0])
-    device = est.net_.torch_device
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]
+    if plan.device.type == "cuda":
+        free = torch.cuda.mem_get_info(plan.device)[0]
     else:
         free = 4 * 2**30
     return max(1, int(0.25 * free // per_member))
 
 
 def max_widths(group):
-    sizes = [m.est._hidden_sizes() for m in group]
-    return [max(s[i] for s in sizes) for i in range(len(sizes[0]))]
+    return [max(p.hidden[i] for p in group) for i in range(len(group[0].hidden))]
 
 
 class _BatchedGroup:
@@ -161,49 +144,43 @@ class _BatchedGroup:
     CUDA) or once per epoch (on CPUs, where reading is free).
     """
 
-    def __init__(self, members):
-        self.members = members
-        first = members[0]
-        est0 = first.est
-        self.M = M = len(members)
-        self.device = device = est0.net_.torch_device
-        self.dtype = dtype = est0.net_.dtype
-        self.act = ACTIVATIONS[est0.activation]()
-        self.loss_fn = LOSSES[est0.net_.criterion_.loss]
-        self.solver = est0.solver
-        self.shuffle = est0.shuffle
-        self.schedule = est0.learning_rate
+    def __init__(self, plans, slots):
+        self.plans = plans
+        first = plans[0]
+        self.M = M = len(plans)
+        self.device = device = first.device
+        self.dtype = dtype = first.dtype
+        self.act = ACTIVATIONS[first.activation]()
+        self.loss_fn = LOSSES[first.loss].fn
+        self.solver = first.solver
+        self.shuffle = first.shuffle
 
         # --- data: one slot per distinct training set, padded to n_max rows
-        slots, slot_of = {}, []
-        for m in members:
-            slot_of.append(slots.setdefault(m.slot, (len(slots), m))[0])
-        self.early_stopping = est0.early_stopping
-        self.train_rows, val_rows = [], []
-        for m in members:
-            train, val = _split(m)
-            self.train_rows.append(torch.as_tensor(train, dtype=torch.int64))
-            val_rows.append(val)
+        index_of, slot_of = {}, []
+        for plan, slot in zip(plans, slots):
+            slot_of.append(index_of.setdefault(slot, (len(index_of), plan))[0])
+        self.early_stopping = first.early_stopping
+        self.train_rows = [torch.as_tensor(p.train_rows, dtype=torch.int64) for p in plans]
         self.n_list = [len(rows) for rows in self.train_rows]
         self.n_rows = torch.tensor(self.n_list, dtype=torch.float64, device=device)
-        n_max = max(len(m.X) for m in members)
+        n_max = max(len(p.X) for p in plans)
         n_feat = first.X.shape[1]
-        Xs = torch.zeros((len(slots), n_max, n_feat), dtype=dtype)
+        Xs = torch.zeros((len(index_of), n_max, n_feat), dtype=dtype)
         t0 = first.targets
         y_dtype = torch.int64 if t0.dtype.kind in "iu" else dtype
-        Ys = torch.zeros((len(slots), n_max, *t0.shape[1:]), dtype=y_dtype)
-        for index, m in slots.values():
-            Xs[index, : len(m.X)] = torch.as_tensor(np.asarray(m.X, dtype=np.float64), dtype=dtype)
-            Ys[index, : len(m.X)] = torch.as_tensor(m.targets).to(Ys.dtype)
+        Ys = torch.zeros((len(index_of), n_max, *t0.shape[1:]), dtype=y_dtype)
+        for index, p in index_of.values():
+            Xs[index, : len(p.X)] = torch.as_tensor(np.asarray(p.X, dtype=np.float64), dtype=dtype)
+            Ys[index, : len(p.X)] = torch.as_tensor(p.targets).to(Ys.dtype)
         self.X = Xs.reshape(-1, n_feat).to(device)
         self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
         self.offset = (torch.tensor(slot_of) * n_max).to(device)
-        self.batch = first.est._resolved_batch_size(self.n_list[0])
+        self.batch = first.batch_size
         self.steps = math.ceil(max(self.n_list) / self.batch)
 
         # --- parameters: flat (M, P), padded; copied from each member's net
-        hidden = max_widths(members)
-        widths = [n_feat, *hidden, est0.n_outputs_]
+        hidden = max_widths(plans)
+        widths = [n_feat, *hidden, first.n_outputs]
         self.layout, P = [], 0
         for fan_in, fan_out in zip(widths, widths[1:]):
             self.layout.append((P, fan_in, fan_out))
@@ -216,11 +193,12 @@ class _BatchedGroup:
             b = flat[:, off + fan_in * fan_out : off + fan_in * fan_out + fan_out]
             decayed[off : off + fan_in * fan_out] = 1
             mask = torch.zeros((M, 1, fan_out), dtype=dtype)
-            for i, m in enumerate(members):
-                lin = m.est.net_.module_.layers[layer]
-                W[i, : lin.in_features, : lin.out_features] = lin.weight.detach().T.cpu()
-                b[i, : lin.out_features] = lin.bias.detach().cpu()
-                mask[i, 0, : lin.out_features] = 1
+            for i, p in enumerate(plans):
+                weight, bias = p.layers[layer]
+                out_features, in_features = weight.shape
+                W[i, :in_features, :out_features] = weight.T
+                b[i, :out_features] = bias
+                mask[i, 0, :out_features] = 1
             masks.append(mask.to(device))
         self.masks = masks
         self.flat = flat.to(device)
@@ -243,45 +221,49 @@ class _BatchedGroup:
 
         # --- per-member settings, as (M, 1) columns
         def per(name, dtype=dtype):
-            values = [float(getattr(m.est, name)) for m in members]
+            values = [float(getattr(p, name)) for p in plans]
             return torch.tensor(values, dtype=dtype, device=device)[:, None]
 
-        self.lr_init = per("learning_rate_init", torch.float64)[:, 0]
-        self.lr64 = self.lr_init.clone()
         self.lr = per("learning_rate_init")
         self.alpha = per("alpha")
         self.beta1, self.beta2, self.eps = per("beta_1"), per("beta_2"), per("epsilon")
         self.momentum = per("momentum")
-        self.nesterov = torch.tensor(
-            [bool(m.est.nesterovs_momentum) and m.est.momentum > 0 for m in members],
-            device=device,
-        )[:, None]
+        self.nesterov = torch.tensor([p.nesterov for p in plans], device=device)[:, None]
         self.live = torch.ones((M, 1), dtype=dtype, device=device)
         self.step_count = torch.zeros((M, 1), dtype=dtype, device=device)
         self.state1 = torch.zeros_like(self.flat)
         self.state2 = torch.zeros_like(self.flat)
         self.acc = torch.zeros(M, dtype=dtype, device=device)
 
-        # --- scikit-learn's stopping rule, on the device, in float64
+        # --- scikit-learn's per-epoch rules (sknets._rules), on the device
+        def column(name):
+            return [getattr(p, name) for p in plans]
+
+        self.rules = EpochRules(
+            column("tol"),
+            column("n_iter_no_change"),
+            column("learning_rate_init"),
+            column("power_t"),
+            first.schedule,
+            first.early_stopping,
+            device=device,
+        )
         f64 = dict(dtype=torch.float64, device=device)
-        self.tol = per("tol", torch.float64)[:, 0]
-        self.patience = per("n_iter_no_change", torch.float64)[:, 0]
-        self.max_iter = per("max_iter", torch.float64)[:, 0]
-        self.power_t = per("power_t", torch.float64)[:, 0]
-        self.best = torch.full((M,), math.inf, **f64)
-        self.no_improvement = torch.zeros(M, **f64)
+        self.max_iter = torch.tensor(column("max_iter"), **f64)
         self.n_iter = torch.zeros(M, **f64)
         self.running = torch.ones(M, dtype=torch.bool, device=device)
-        self.max_epochs = max(m.est.max_iter for m in members)
+        self.converged = torch.zeros(M, dtype=torch.bool, device=device)
+        self.improved = torch.zeros(M, dtype=torch.bool, device=device)
+        self.max_epochs = max(p.max_iter for p in plans)
         self.curve = torch.zeros((self.max_epochs, M), **f64)
 
         # batch orders: one CPU generator per member, seeded as its separate
         # fit's, drawn on the host and copied to the device once per epoch
-        self.generators = [torch.Generator().manual_seed(int(m.seed)) for m in members]
+        self.generators = [torch.Generator().manual_seed(int(p.seed)) for p in plans]
         capture = device.type == "cuda"
         self.runner = StepGraphs(self._body, self._zero_grad, capture=capture)
         if self.early_stopping:
-            self._setup_validation(val_rows)
+            self._setup_validation([p.val_rows for p in plans])
 
     def _setup_validation(self, val_rows):
         device, M = self.device, self.M
@@ -293,22 +275,16 @@ class _BatchedGroup:
         self.val_rows = (rows.clamp(min=0).to(device) + self.offset[:, None])
         self.n_val = self.val_valid.sum(1).to(torch.float64)
         self.scores = torch.zeros((self.max_epochs, M), dtype=torch.float64, device=device)
-        self.best = torch.full((M,), -math.inf, dtype=torch.float64, device=device)
         self.best_flat = self.flat.clone()
-        est0 = self.members[0].est
-        self.out_activation = est0.out_activation_
-        self.is_classifier = isinstance(est0, MLPClassifier)
+        self.out_activation = self.plans[0].out_activation
+        self.is_classifier = self.plans[0].is_classifier
 
     @torch.no_grad()
     def _validation_scores(self):
         """Each member's validation score, as its separate fit computes it:
         accuracy (subset accuracy for multilabel) or R²."""
-        h = self.X[self.val_rows]
+        h = self._forward(self.X[self.val_rows])
         y = self.Y[self.val_rows]
-        for layer in range(len(self.W)):
-            h = torch.baddbmm(self.b[layer], h, self.W[layer])
-            if layer < len(self.W) - 1:
-                h = self.act(h) * self.masks[layer]
         valid = self.val_valid.to(torch.float64)
         if self.is_classifier:
             if self.out_activation == "softmax":
@@ -316,7 +292,7 @@ class _BatchedGroup:
             else:
                 correct = ((h > 0) == (y > 0.5)).all(-1)
             return (correct.to(torch.float64) * valid).sum(1) / self.n_val
-        pred = OUT_ACTIVATIONS[self.out_activation](h).to(torch.float64)
+        pred = OUT_ACTIVATIONS[self.out_activation].torch(h).to(torch.float64)
         y = y.to(torch.float64)
         w = valid[:, :, None]
         mean = (y * w).sum(1, keepdim=True) / self.n_val[:, None, None]
@@ -327,6 +303,17 @@ class _BatchedGroup:
                          torch.where(ss_res > 0, 0.0, 1.0))
         return r2.mean(1)
 
+    def _forward(self, h):
+        """The members' raw outputs for their rows ``h`` (shape ``(M, B,
+        n_features)``): :class:`~sknets._modules.MLPModule`'s forward pass,
+        batched over members, padded units masked."""
+        last = len(self.W) - 1
+        for layer in range(last + 1):
+            h = torch.baddbmm(self.b[layer], h, self.W[layer])
+            if layer < last:
+                h = self.act(h) * self.masks[layer]
+        return h
+
     def _zero_grad(self):
         self.grad.zero_()
 
@@ -335,13 +322,8 @@ class _BatchedGroup:
         self._zero_grad()
         valid = idx >= 0
         rows = idx.clamp(min=0) + self.offset[:, None]
-        h = self.X[rows]
+        h = self._forward(self.X[rows])
         y = self.Y[rows]
-        n_layers = len(self.W)
-        for layer in range(n_layers):
-            h = torch.baddbmm(self.b[layer], h, self.W[layer])
-            if layer < n_layers - 1:
-                h = self.act(h) * self.masks[layer]
         M, B = idx.shape
         per_row = self.loss_fn(h.reshape(M * B, -1), y.reshape(M * B, *y.shape[2:]))
         validf = valid.to(self.dtype)
@@ -395,47 +377,36 @@ class _BatchedGroup:
         return rows.to(self.device)
 
     def _epoch_end(self, epoch):
-        """scikit-learn's per-epoch rule for every member, on the device."""
+        """The epoch's end for every member, on the device: scikit-learn's
+        rules (:class:`~sknets._rules.EpochRules`), then the driver's own
+        stops (the epoch budget ``max_iter``, a diverged network)."""
         loss = self.acc.to(torch.float64) / self.n_rows
         self.curve[epoch] = loss
         run = self.running
+        score = None
         if self.early_stopping:
             score = self._validation_scores()
             self.scores[epoch] = score
-            worse = score < self.best + self.tol
-            improved = run & (score > self.best)
-            self.best = torch.where(improved, score, self.best)
+        improved, _, converged = self.rules.end_epoch(loss, score, self.n_rows, run)
+        if self.early_stopping:
+            self.improved |= improved
             self.best_flat.copy_(torch.where(improved[:, None], self.flat, self.best_flat))
-        else:
-            worse = loss > self.best - self.tol
-            self.best = torch.where(run & (loss < self.best), loss, self.best)
-        self.no_improvement = torch.where(
-            run, torch.where(worse, self.no_improvement + 1, 0.0), self.no_improvement
-        )
+        self.converged |= converged
         self.n_iter = self.n_iter + run.to(torch.float64)
-        stalled = run & (self.no_improvement > self.patience)
-        if self.solver == "sgd" and self.schedule == "adaptive":
-            shrink = stalled & (self.lr64 > 1e-6)
-            self.lr64 = torch.where(shrink, self.lr64 / 5.0, self.lr64)
-            self.no_improvement = torch.where(shrink, 0.0, self.no_improvement)
-            stalled = stalled & ~shrink
-        if self.solver == "sgd" and self.schedule == "invscaling":
-            t = self.n_iter * self.n_rows
-            self.lr64 = torch.where(run, self.lr_init / (t + 1) ** self.power_t, self.lr64)
-        stop = stalled | (self.n_iter >= self.max_iter) | ~torch.isfinite(loss)
+        stop = converged | (self.n_iter >= self.max_iter) | ~torch.isfinite(loss)
         if self.early_stopping:
             stop = stop | ~torch.isfinite(score)
         self.running = run & ~stop
         self.live.copy_(self.running[:, None])
-        self.lr.copy_(self.lr64[:, None])
+        self.lr.copy_(self.rules.lr[:, None])
 
     def train(self):
-        if self.device.type == "cpu":
-            P = self.flat.shape[1]
-            threads = 1 if self.batch * P < SMALL_STEP else torch.get_num_threads()
-            with intra_op_threads(threads):
-                return self._train()
-        return self._train()
+        """Train the members; returns their :class:`~sknets._seam.TrainingResult`."""
+        start = time.perf_counter()
+        # the work of one member's step, as a separate fit counts it
+        with step_threads(self.device, self.batch * self.flat.shape[1]):
+            self._train()
+        return self._results(time.perf_counter() - start)
 
     def _train(self):
         check_every = 1 if self.device.type == "cpu" else 8
@@ -445,93 +416,57 @@ class _BatchedGroup:
             self.acc.zero_()
             self.runner.run_steps(self._epoch_orders())
             self._epoch_end(epoch)
-        curve = self.curve.cpu().numpy()
-        scores = self.scores.cpu().numpy() if self.early_stopping else None
-        state = []
-        for i, m in enumerate(self.members):
-            s = _MemberState(m.est)
-            for epoch in range(self.max_epochs):
-                if not s.running:
-                    break
-                score = None if scores is None else float(scores[epoch, i])
-                s.epoch_end(float(curve[epoch, i]), score, self.n_list[i])
-            state.append(s)
         if self.early_stopping:
             # as a separate fit: the weights of the best validation score
             self.flat.copy_(self.best_flat)
-        self._write_back(state)
 
-    def _write_back(self, state):
+    def _results(self, seconds):
+        """Each member's result, as its separate fit would have ended."""
         flat = self.flat.detach().cpu()
-        for i, (m, s) in enumerate(zip(self.members, state)):
-            est = m.est
-            with torch.no_grad():
-                for (off, fan_in, fan_out), lin in zip(self.layout, est.net_.module_.layers):
-                    W = flat[i, off : off + fan_in * fan_out].view(fan_in, fan_out)
-                    end = off + fan_in * fan_out
-                    lin.weight.copy_(W[: lin.in_features, : lin.out_features].T)
-                    lin.bias.copy_(flat[i, end : end + lin.out_features])
-            s.finish(est)
-            est._export_weights()
-
-
-class _MemberState:
-    """scikit-learn's per-epoch bookkeeping and stopping rule for one member."""
-
-    def __init__(self, est):
-        self.est = est
-        self.lr = float(est.learning_rate_init)  # what 'adaptive' divides
-        self.running = True
-        self.converged = False
-        self.improved = False
-        self.error = None
-
-    def epoch_end(self, loss, score, n_rows):
-        """The epoch as the member's separate fit records it (the same
-        :meth:`_record_epoch`), and whether the member goes on."""
-        est = self.est
-        diverged = not np.isfinite(loss) or (score is not None and not np.isfinite(score))
-        if diverged and not est.early_stopping:
-            try:
-                est._check_finite(loss)
-            except ValueError as exc:
-                self.error = exc
-            self.running = False
-            return
-        if diverged:
-            # the separate fit goes on to max_iter with non-finite weights,
-            # recording NaN, then keeps its best weights: record the same
-            while est.n_iter_ < est.max_iter:
-                est._record_epoch(float(loss), n_rows, np.nan)
-            self.running = False
-            return
-        self.improved |= bool(est._record_epoch(loss, n_rows, score))
-        if est._no_improvement_count > est.n_iter_no_change:
-            if est.solver == "sgd" and est.learning_rate == "adaptive" and self.lr > 1e-6:
-                self.lr /= 5.0
-                est._no_improvement_count = 0
-            else:
-                self.running = False
-                self.converged = True
-                return
-        if est.n_iter_ == est.max_iter:
-            self.running = False
-
-    def finish(self, est):
-        if self.error is None and est.early_stopping and not self.improved:
-            self.error = ValueError(
-                f"{NON_FINITE} The validation score was never finite: the network "
-                "diverged. Lower learning_rate_init or scale X."
+        curve = self.curve.cpu().numpy()
+        scores = self.scores.cpu().numpy() if self.early_stopping else None
+        n_iter = self.n_iter.cpu().numpy().astype(int)
+        best = self.rules.best.cpu().numpy()
+        count = self.rules.no_improvement.cpu().numpy().astype(int)
+        t = self.rules.t.cpu().numpy()
+        converged = self.converged.cpu().numpy()
+        improved = self.improved.cpu().numpy()
+        results = []
+        for i, plan in enumerate(self.plans):
+            layers = []
+            for (off, fan_in, fan_out), (weight, _) in zip(self.layout, plan.layers):
+                out_features, in_features = weight.shape
+                end = off + fan_in * fan_out
+                W = flat[i, off:end].view(fan_in, fan_out)[:in_features, :out_features]
+                layers.append((W.T.clone(), flat[i, end : end + out_features].clone()))
+            n = int(n_iter[i])
+            losses = [float(v) for v in curve[:n, i]]
+            member_scores = None if scores is None else [float(v) for v in scores[:n, i]]
+            result = TrainingResult(
+                layers=layers,
+                loss_curve=losses,
+                validation_scores=member_scores,
+                best=float(best[i]),
+                no_improvement=int(count[i]),
+                t=int(t[i]),
+                converged=bool(converged[i]),
+                improved=bool(improved[i]),
+                fit_time=seconds / self.M,
             )
-        if self.error is None:
-            try:
-                est._check_weights()
-            except ValueError as exc:
-                self.error = exc
-        est._sknets_converged = self.converged
-        est._sknets_error = self.error
-        history = est.net_.history
-        for loss in est.loss_curve_:
-            history.new_epoch()
-            history.record("epoch", len(history))
-            history.record("train_loss", loss)
+            diverged = n and (
+                not np.isfinite(losses[-1])
+                or (member_scores is not None and not np.isfinite(member_scores[-1]))
+            )
+            if diverged and not self.early_stopping:
+                result.diverged_loss = losses[-1]
+            elif diverged:
+                # the separate fit goes on to max_iter with non-finite
+                # weights, recording NaN scores (which count as no
+                # improvement, resetting the count), and keeps its best weights
+                extra = plan.max_iter - n
+                result.loss_curve = losses + [losses[-1]] * extra
+                result.validation_scores = member_scores[:-1] + [np.nan] * (extra + 1)
+                result.t += extra * self.n_list[i]
+                result.no_improvement = 0
+            results.append(result)
+        return results

@@ -3,7 +3,7 @@ train all their sknets MLP fits at once.
 
 Each one computes its splits, trains every (candidate, split) member as one
 batched network (:mod:`._batched`), then runs scikit-learn's own code, whose
-fits adopt the pretrained members (:mod:`sknets._pretrained`). Scoring,
+fits adopt the pretrained members (:mod:`sknets.model_selection._pretrained`). Scoring,
 ``cv_results_``, ``refit``, ``error_score`` and everything else is therefore
 scikit-learn's. Fits that cannot be batched train one after another, as in
 scikit-learn; ``verbose`` says why.
@@ -30,9 +30,10 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.validation import _check_method_params, _num_samples
 
-from .. import _pretrained
+from .. import _seam
 from .._engine import resolve_device
-from ._batched import Member, train_members, why_not_batched
+from . import _pretrained
+from ._batched import train_plans, why_not_batched
 
 
 def _final_step(estimator):
@@ -71,7 +72,7 @@ def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0, po
     """Train every batchable (candidate, split) fit as batched networks.
 
     Returns ``pool`` (a new dict when None) with the fitted members added
-    for :func:`sknets._pretrained.take`. ``splits`` holds ``(train, test)``
+    for :func:`sknets.model_selection._pretrained.take`. ``splits`` holds ``(train, test)``
     index pairs; only the training rows are used.
     """
     start = time.perf_counter()
@@ -103,16 +104,19 @@ def pretrain(estimator, candidates, X, y, splits, fit_params=None, verbose=0, po
             if final.batch_size != "auto" and final.batch_size > len(y_train):
                 reasons["batch_size larger than the training set"] += 1
                 continue
-            member = clone(final)
             try:
-                Xv, targets, _, seed = member._prepare_fit(X_train, y_train)
+                plan = _seam.plan(clone(final), X_train, y_train)
             except Exception:  # the sequential fit raises it, as scikit-learn would
                 reasons["the fit fails on this data"] += 1
                 continue
-            members.append((Member(member, Xv, targets, seed, slot), final, X_train, y_train))
-    n_groups = train_members([m for m, *_ in members]) if members else 0
-    for m, final, X_train, y_train in members:
-        _pretrained.add(pool, final, X_train, y_train, m.est)
+            members.append((plan, slot, final, X_train, y_train))
+    n_groups = 0
+    if members:
+        results, n_groups = train_plans(
+            [plan for plan, *_ in members], slots=[slot for _, slot, *_ in members]
+        )
+        for (_, _, final, X_train, y_train), result in zip(members, results):
+            _pretrained.add(pool, final, X_train, y_train, result)
     if verbose:
         if members:
             print(
@@ -419,24 +423,28 @@ def cross_validate(
     >>> result["test_score"].shape
     (15,)
     """
-    cv, pool = _pretrain_folds(estimator, X, y, groups, scoring, cv, params, error_score, verbose)
+    return _defer(
+        sk.cross_validate, estimator, X, y, groups=groups, scoring=scoring, cv=cv,
+        n_jobs=n_jobs, verbose=verbose, params=params, error_score=error_score,
+        pre_dispatch=pre_dispatch, return_train_score=return_train_score,
+        return_estimator=return_estimator, return_indices=return_indices,
+    )
+
+
+def _defer(function, estimator, X, y, *, groups, scoring, cv, n_jobs, verbose, params,
+           error_score, **rest):
+    """Pretrain the folds batched, then run scikit-learn's ``function``
+    (``cross_validate`` or ``cross_val_score``), whose fits adopt them."""
+    one_score = function is sk.cross_val_score
+    cv, pool = _pretrain_folds(
+        estimator, X, y, groups, scoring, cv, params, error_score, verbose, one_score=one_score
+    )
     with _pretrained.members(pool):
-        return sk.cross_validate(
-            estimator,
-            X,
-            y,
-            groups=groups,
-            scoring=scoring,
-            cv=cv,
+        return function(
+            estimator, X, y, groups=groups, scoring=scoring, cv=cv,
             # the fits only adopt pretrained members: nothing to parallelise
             n_jobs=None if pool else n_jobs,
-            verbose=verbose,
-            params=params,
-            pre_dispatch=pre_dispatch,
-            return_train_score=return_train_score,
-            return_estimator=return_estimator,
-            return_indices=return_indices,
-            error_score=error_score,
+            verbose=verbose, params=params, error_score=error_score, **rest,
         )
 
 
@@ -472,21 +480,8 @@ def cross_val_score(
     >>> scores.shape
     (5,)
     """
-    cv, pool = _pretrain_folds(
-        estimator, X, y, groups, scoring, cv, params, error_score, verbose, one_score=True
+    return _defer(
+        sk.cross_val_score, estimator, X, y, groups=groups, scoring=scoring, cv=cv,
+        n_jobs=n_jobs, verbose=verbose, params=params, error_score=error_score,
+        pre_dispatch=pre_dispatch,
     )
-    with _pretrained.members(pool):
-        return sk.cross_val_score(
-            estimator,
-            X,
-            y,
-            groups=groups,
-            scoring=scoring,
-            cv=cv,
-            n_jobs=None if pool else n_jobs,
-            verbose=verbose,
-            params=params,
-            pre_dispatch=pre_dispatch,
-            error_score=error_score,
-        )
-

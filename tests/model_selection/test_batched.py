@@ -5,27 +5,54 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from sknets import ConvClassifier, MLPClassifier, MLPRegressor
-from sknets.model_selection._batched import Member, train_members, why_not_batched
+from sknets import ConvClassifier, MLPClassifier, MLPRegressor, _seam
+from sknets.model_selection._batched import train_plans, why_not_batched
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
+class Members:
+    """(estimator, split) fits planned as their separate fits would be; after
+    :meth:`train`, ``ests`` hold the estimators that adopted the results."""
+
+    def __init__(self, estimators, X, y, splits):
+        self.plans, self.slots, self.data, self.ests = [], [], [], []
+        for est in estimators:
+            for s, (train, _) in enumerate(splits):
+                self.add(est, X[train], y[train], slot=s)
+
+    def add(self, est, X, y, slot, at=None):
+        at = len(self.plans) if at is None else at
+        self.plans.insert(at, _seam.plan(clone(est), X, y))
+        self.slots.insert(at, slot)
+        self.data.insert(at, (est, X, y))
+
+    def train(self, **kwargs):
+        """Train batched; returns the number of networks. Each result is
+        adopted by a fresh clone (``ests``), or is its error (``errors``)."""
+        results, n = train_plans(self.plans, slots=self.slots, **kwargs)
+        self.ests, self.errors = [], []
+        for (est, X, y), result in zip(self.data, results):
+            try:
+                self.ests.append(_seam.adopt(clone(est), X, y, result))
+                self.errors.append(None)
+            except ValueError as exc:
+                self.ests.append(None)
+                self.errors.append(exc)
+        return n
+
+
 def _members(estimators, X, y, splits):
-    """Each (estimator, split) pair prepared as a separate fit would be."""
-    members, separate = [], []
-    for c, est in enumerate(estimators):
-        for s, (train, _) in enumerate(splits):
-            member = clone(est)
-            Xv, targets, _, seed = member._prepare_fit(X[train], y[train])
-            members.append(Member(member, Xv, targets, seed, slot=s))
-            separate.append(clone(est).fit(X[train], y[train]))
+    """Each (estimator, split) pair planned, and fitted separately."""
+    members = Members(estimators, X, y, splits)
+    separate = [
+        clone(est).fit(X[train], y[train]) for est in estimators for train, _ in splits
+    ]
     return members, separate
 
 
 def _assert_same_fits(members, separate, atol=1e-6):
-    for m, ref in zip(members, separate):
-        est = m.est
+    for est, ref in zip(members.ests, separate):
         assert est.n_iter_ == ref.n_iter_
         assert est.t_ == ref.t_
         assert len(est.coefs_) == len(ref.coefs_)
@@ -61,7 +88,7 @@ def test_members_equal_separate_fits_float64(digits, solver, extra):
     ]
     members, separate = _members(estimators, X, y, splits)
     # one structure, widths padded to 20: one batched network
-    assert train_members(members, pad=True) == 1
+    assert members.train(pad=True) == 1
     _assert_same_fits(members, separate)
 
 
@@ -80,9 +107,9 @@ def test_members_stop_on_their_own(digits):
         clone(base).set_params(learning_rate_init=1e-2, tol=1e-3, max_iter=25),
     ]
     members, separate = _members(estimators, X, y, splits)
-    train_members(members, pad=True)
+    members.train(pad=True)
     _assert_same_fits(members, separate)
-    n_iters = [m.est.n_iter_ for m in members]
+    n_iters = [est.n_iter_ for est in members.ests]
     assert len(set(n_iters)) == 3, n_iters  # they stopped at different epochs
     assert n_iters[0] < 40
 
@@ -98,7 +125,7 @@ def test_adaptive_and_invscaling_schedules(digits):
         )
         estimators = [base, clone(base).set_params(learning_rate_init=0.1)]
         members, separate = _members(estimators, X, y, splits)
-        train_members(members)
+        members.train()
         _assert_same_fits(members, separate)
 
 
@@ -112,7 +139,7 @@ def test_regressor_members_multioutput(diabetes):
     )
     estimators = [base, clone(base).set_params(hidden_layer_sizes=(5, 9), alpha=0.1)]
     members, separate = _members(estimators, X, Y, splits)
-    assert train_members(members, pad=True) == 1
+    assert members.train(pad=True) == 1
     _assert_same_fits(members, separate)
 
 
@@ -123,7 +150,7 @@ def test_on_a_cpu_only_equal_widths_share_a_network(digits):
                          device="cpu")
     estimators = [clone(base).set_params(hidden_layer_sizes=(w,)) for w in (4, 8, 4)]
     members, separate = _members(estimators, X, y, splits)
-    assert train_members(members) == 2
+    assert members.train() == 2
     _assert_same_fits(members, separate)
 
 
@@ -138,7 +165,7 @@ def test_structures_train_as_separate_groups(digits):
         clone(base).set_params(hidden_layer_sizes=(8,), activation="tanh"),
     ]
     members, separate = _members(estimators, X, y, splits)
-    assert train_members(members) == 3
+    assert members.train() == 3
     _assert_same_fits(members, separate)
 
 
@@ -148,7 +175,7 @@ def test_chunks_of_members_give_the_same_result(digits):
     base = MLPClassifier((9,), precision="float64", batch_size=32, max_iter=3, random_state=0,
                          device="cpu")
     members, separate = _members([base], X, y, splits)
-    train_members(members, chunk_members=3)  # 4 members: chunks of 3 and 1
+    members.train(chunk_members=3)  # 4 members: chunks of 3 and 1
     _assert_same_fits(members, separate)
 
 
@@ -161,14 +188,20 @@ def test_a_diverging_member_reports_its_error(digits):
                         precision="float32")
     estimators = [clone(base).set_params(learning_rate_init=1e3), base]
     members, _ = _members(estimators[1:], X, y, splits)
-    bad = clone(estimators[0])
-    Xv, targets, _, seed = bad._prepare_fit(X, y)
-    members.insert(0, Member(bad, Xv, targets, seed, slot=0))
-    train_members(members)
-    assert isinstance(bad._sknets_error, ValueError)
-    assert "diverged" in str(bad._sknets_error)
-    assert members[1].est._sknets_error is None
-    assert np.all(np.isfinite(members[1].est.coefs_[0]))
+    members.add(estimators[0], X, y, slot=0, at=0)
+    members.train()
+    with pytest.raises(ValueError) as separate:
+        clone(estimators[0]).fit(X, y)
+    assert isinstance(members.errors[0], ValueError)
+    assert "diverged" in str(members.errors[0])
+    # the same message and epoch; in float32 the batched sums may overflow
+    # to nan where the separate fit's reach inf
+    def same(message):
+        return message.replace("became nan", "became inf")
+
+    assert same(str(members.errors[0])) == same(str(separate.value))
+    assert members.errors[1] is None
+    assert np.all(np.isfinite(members.ests[1].coefs_[0]))
 
 
 @pytest.mark.parametrize(
@@ -211,14 +244,13 @@ def test_early_stopping_per_member(Est, digits, diabetes):
         clone(base).set_params(hidden_layer_sizes=(5,), alpha=0.05),
     ]
     members, separate = _members(estimators, X, y, splits)
-    train_members(members, pad=True)
+    members.train(pad=True)
     _assert_same_fits_early_stopping(members, separate)
-    assert len({m.est.n_iter_ for m in members}) > 1  # they stop on their own
+    assert len({est.n_iter_ for est in members.ests}) > 1  # they stop on their own
 
 
 def _assert_same_fits_early_stopping(members, separate):
-    for m, ref in zip(members, separate):
-        est = m.est
+    for est, ref in zip(members.ests, separate):
         assert est.n_iter_ == ref.n_iter_
         np.testing.assert_allclose(est.validation_scores_, ref.validation_scores_, atol=1e-9)
         assert est.best_validation_score_ == pytest.approx(ref.best_validation_score_, abs=1e-9)
@@ -235,21 +267,35 @@ def test_multilabel_early_stopping(digits):
         early_stopping=True, n_iter_no_change=2, random_state=0, device="cpu",
     )
     members, separate = _members([base], X, Y, [(np.arange(300), None)])
-    train_members(members)
+    members.train()
     _assert_same_fits_early_stopping(members, separate)
 
 
 @pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
 def test_a_split_that_fails_is_the_fits_error(Est):
-    """The separate fit's error (too small a validation set; for a
-    classifier, too few rows to stratify) is kept for the adopting fit."""
+    """Planning raises the separate fit's error (too small a validation set;
+    for a classifier, too few rows to stratify), so that the search runs that
+    fit on its own and gets it."""
     X, y = np.linspace(0, 1, 24).reshape(12, 2), np.arange(12) % 2
     base = Est(hidden_layer_sizes=(4,), early_stopping=True, validation_fraction=0.05,
                max_iter=2, device="cpu")
-    est = clone(base)
-    Xv, targets, _, seed = est._prepare_fit(X, y)
-    train_members([Member(est, Xv, targets, seed, slot=0)])
+    with pytest.raises(ValueError) as planned:
+        _seam.plan(clone(base), X, y)
     with pytest.raises(ValueError) as separate:
         clone(base).fit(X, y)
-    assert isinstance(est._sknets_error, ValueError)
-    assert str(est._sknets_error) == str(separate.value)
+    assert str(planned.value) == str(separate.value)
+
+
+def test_adopting_a_result_sets_what_a_fit_sets(digits):
+    """The adopting estimator has the attributes of a separate fit, no more
+    and no fewer, and its net's history has each epoch's loss and duration."""
+    X, y = digits[0][:200], digits[1][:200]
+    base = MLPClassifier((6,), precision="float64", batch_size=50, max_iter=3, random_state=0,
+                         device="cpu")
+    members, separate = _members([base], X, y, [(np.arange(200), None)])
+    members.train()
+    est, ref = members.ests[0], separate[0]
+    assert set(vars(est)) == set(vars(ref))
+    history = est.net_.history
+    assert [h["train_loss"] for h in history] == est.loss_curve_
+    assert all(h["dur"] >= 0 for h in history)

@@ -22,10 +22,11 @@ from sklearn.model_selection.tests.common import OneTimeSplitter
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from sknets import MLPClassifier, _pretrained
+from sknets import MLPClassifier
 from sknets.model_selection import (
     GridSearchCV,
     RandomizedSearchCV,
+    _pretrained,
     cross_val_score,
     cross_validate,
 )

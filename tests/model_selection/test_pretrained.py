@@ -3,7 +3,7 @@
 import numpy as np
 
 from sknets import MLPClassifier
-from sknets import _pretrained
+from sknets.model_selection import _pretrained
 
 
 def _pool_with(est, X, y):

@@ -13,6 +13,8 @@ import hashlib
 
 import numpy as np
 
+from .. import _seam
+
 _MEMBERS = contextvars.ContextVar("sknets_pretrained", default=None)
 
 
@@ -44,22 +46,29 @@ def _same(a, b):
 
 @contextlib.contextmanager
 def members(fitted_by_key):
-    """Make ``{key: [fitted estimators]}`` available to ``fit`` calls."""
+    """Make ``{key: [trained results]}`` available to ``fit`` calls
+    (through the estimators' seam, :func:`sknets._seam.fit_source`)."""
     token = _MEMBERS.set(fitted_by_key)
     try:
-        yield
+        with _seam.fit_source(_take):
+            yield
     finally:
         _MEMBERS.reset(token)
 
 
+def _take(estimator, X, y, sample_weight=None):
+    # looked up at call time, so that tests can watch ``take``
+    return take(estimator, X, y, sample_weight)
+
+
 def add(pool, estimator, X, y, fitted):
-    """Put ``fitted``, trained on ``X, y`` with ``estimator``'s parameters,
-    into ``pool``."""
+    """Put ``fitted`` (a :class:`~sknets._seam.TrainingResult`), trained on
+    ``X, y`` with ``estimator``'s parameters, into ``pool``."""
     pool.setdefault(key(estimator, X, y), []).append((X, y, fitted))
 
 
 def take(estimator, X, y, sample_weight=None):
-    """The pretrained member for this fit, removed from the pool, or None.
+    """The pretrained result for this fit, removed from the pool, or None.
 
     Only a member trained on exactly this data (compared element by
     element) is returned.
