@@ -352,7 +352,8 @@ class W2:
     def task(self, impl, ctx, epochs, max_rows=None):
         c = self.cfg
         batched = impl == "sknets_batched"
-        est = mlp("sknets" if batched else impl, ctx, c["hidden"], c["lr"], c["batch"], epochs, 64, 10)
+        name = "sknets" if batched else impl
+        est = mlp(name, ctx, c["hidden"], c["lr"], c["batch"], epochs, 64, 10)
         pipe = Pipeline([("scale", MinMaxScaler()), ("clf", est)])
         cv = KFold(5, shuffle=True, random_state=SEED)
         score_fn = batched_cross_val_score() if batched else cross_val_score

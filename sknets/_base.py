@@ -50,7 +50,7 @@ from ._engine import (
 )
 from ._registry import ACTIVATIONS, OUT_ACTIVATIONS, SOLVERS
 from ._rules import EpochRules
-from ._threads import step_threads
+from ._threads import cpu_fit_state
 
 _FLOAT_DTYPES = (np.float64, np.float32)
 _CURVES = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
@@ -125,11 +125,12 @@ def _atomic(est, incremental=False):
 
 
 def _threads_for(net, X, est):
-    """The thread policy (:func:`~sknets._threads.step_threads`) for a fit."""
+    """The CPU state of a fit (:func:`~sknets._threads.cpu_fit_state`):
+    its threads, and flushed denormals."""
     n_params = sum(p.numel() for p in net.module_.parameters())
     n = X.shape[0]
     rows = est._resolved_batch_size(n) if SOLVERS[est.solver].stochastic else n
-    return step_threads(net.torch_device, rows * n_params)
+    return cpu_fit_state(net.torch_device, rows * n_params)
 
 
 def _max_abs(X):
@@ -502,6 +503,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
                 "Stochastic Optimizer: Maximum iterations (%d) reached and the "
                 "optimization hasn't converged yet." % self.max_iter,
                 ConvergenceWarning,
+                stacklevel=2,
             )
 
     def _make_net(self, input_shape, n_outputs, loss, device, precision):
@@ -551,7 +553,8 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         if self.batch_size != "auto" and self.batch_size > n_samples:
             warnings.warn(
                 "Got `batch_size` less than 1 or larger than sample size. It is "
-                "going to be clipped"
+                "going to be clipped",
+                stacklevel=2,
             )
         return self._resolved_batch_size(n_samples)
 
@@ -632,7 +635,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
                 if not finished:
                     raise
                 saved.restore()
-                warnings.warn("Training interrupted by user.")
+                warnings.warn("Training interrupted by user.", stacklevel=2)
                 break
             finished += 1
             if stop:
@@ -701,6 +704,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
                 "Stochastic Optimizer: Maximum iterations (%d) reached and the "
                 "optimization hasn't converged yet." % self.max_iter,
                 ConvergenceWarning,
+                stacklevel=2,
             )
         return False
 

@@ -1,15 +1,16 @@
-"""Convolutional networks: ConvClassifier."""
+"""Convolutional networks: ConvClassifier and ConvRegressor."""
 
 import math
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import ClassifierMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import _ClassifierNet
+from ._base import _ClassifierNet, _RegressorNet
 from ._modules import ConvModule
+from ._registry import SOLVERS
 
 
 def _as_array_if_nested(X):
@@ -19,7 +20,166 @@ def _as_array_if_nested(X):
     return X
 
 
-class ConvClassifier(ClassifierMixin, _ClassifierNet):
+class _ConvMixin:
+    """What the convolutional estimators share: the rules that read X as
+    images or signals (``input_shape``), the :class:`~sknets._modules.ConvModule`
+    they build, the batch checks of batch normalisation and the recomputation
+    of its statistics at the end of ``fit``.
+
+    It comes before :class:`~sknets._base._ClassifierNet` or
+    :class:`~sknets._base._RegressorNet` in the bases of an estimator, whose
+    ``_parameter_constraints`` merge the base's with this mixin's, which
+    holds the convolution parameters only. What is not about convolutions
+    stays with the estimator: ``label_smoothing`` (the classifier's
+    ``_criterion_kwargs``), the multilabel tag, ``loss`` of the regressor.
+    """
+
+    _parameter_constraints: dict = {
+        "input_shape": [tuple, list, None],
+        "filters": ["array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_norm": ["boolean"],
+        "signal": ["boolean"],
+        "random_shift": [Interval(Integral, 0, None, closed="left")],
+        "global_pool": ["boolean"],
+        "conv_dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    # -- input shapes -----------------------------------------------------------------
+
+    def _normalize_shape(self, shape):
+        """``(C, H, W)`` for images, ``(C, L)`` for signals."""
+        shape = tuple(int(s) for s in shape)
+        if any(s <= 0 for s in shape) or not 1 <= len(shape) <= 3:
+            raise ValueError(
+                f"input_shape must be (C, H, W), (H, W), (C, L) or (L,) with positive "
+                f"entries, got {self.input_shape!r}."
+            )
+        if len(shape) == 1:
+            return (1, shape[0])
+        if len(shape) == 2 and not self.signal:
+            return (1, *shape)
+        return shape
+
+    def _sample_shape(self, X, reset):
+        """Flatten an n-D X; return it with the sample shape it implies."""
+        X = _as_array_if_nested(X)
+        nd_shape = None
+        if getattr(X, "ndim", 2) > 2:
+            nd_shape = self._normalize_shape(X.shape[1:])
+            X = X.reshape(X.shape[0], -1)
+        if not reset:
+            if nd_shape is not None and nd_shape != self.input_shape_:
+                raise ValueError(
+                    f"X has samples of shape {nd_shape}, but {type(self).__name__} "
+                    f"was fitted on samples of shape {self.input_shape_}."
+                )
+            return X, self.input_shape_
+        return X, nd_shape
+
+    def _resolve_input_shape(self, n_features, nd_shape):
+        if self.input_shape is not None:
+            shape = self._normalize_shape(self.input_shape)
+            if nd_shape is not None and nd_shape != shape:
+                raise ValueError(
+                    f"input_shape={tuple(self.input_shape)} does not match the "
+                    f"samples of X, of shape {nd_shape}."
+                )
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"input_shape={tuple(self.input_shape)} has {math.prod(shape)} "
+                    f"values per sample, but X has {n_features} features."
+                )
+            return shape
+        if nd_shape is not None:
+            return nd_shape
+        side = math.isqrt(n_features)
+        if side * side == n_features and not self.signal:
+            return (1, side, side)
+        return (1, n_features)
+
+    def _validate_Xy(self, X, y, reset):
+        X, nd_shape = self._sample_shape(X, reset)
+        X, y = super()._validate_Xy(X, y, reset)
+        if reset:
+            self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
+        return X, y
+
+    def _validate_X(self, X, reset):
+        X, _ = self._sample_shape(X, reset=False)
+        return super()._validate_X(X, reset)
+
+    # -- the network ------------------------------------------------------------------
+
+    def _build_module(self, input_shape, n_outputs, seed):
+        filters = [int(f) for f in np.atleast_1d(self.filters)]
+        if any(f <= 0 for f in filters):
+            raise ValueError(f"filters must be > 0, got {list(self.filters)}.")
+        self.n_layers_ = len(filters) + len(self._hidden_sizes()) + 2
+        return ConvModule, {
+            "input_shape": self.input_shape_,
+            "filters": tuple(filters),
+            "kernel_size": self.kernel_size,
+            "pool_size": self.pool_size,
+            "hidden_layer_sizes": tuple(self._hidden_sizes()),
+            "n_outputs": n_outputs,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "conv_dropout": self.conv_dropout,
+            "batch_norm": self.batch_norm,
+            "seed": seed,
+            "global_pool": self.global_pool,
+            # full-batch solvers see the data as they are
+            "random_shift": self.random_shift if SOLVERS[self.solver].stochastic else 0,
+        }
+
+    def _check_batches(self, batch_rows):
+        """Batch normalisation needs two values per channel: a batch of one
+        sample whose feature map is a single position cannot train."""
+        positions = self.net_.module_.norm_positions
+        if positions and min(batch_rows) * min(positions) < 2:
+            raise ValueError(
+                f"{type(self).__name__} with batch_norm=True cannot train on a batch of "
+                f"{min(batch_rows)} sample(s) here: a feature map of input_shape_="
+                f"{self.input_shape_} shrinks to {min(positions)} position(s), which "
+                "leaves one value per channel to normalise. Train on more samples, "
+                "use another batch_size (the last batch of an epoch holds the "
+                "remaining rows), fewer or smaller pool_size, or batch_norm=False."
+            )
+
+    def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
+        super()._fit_stochastic(X, targets, sample_weight, incremental, seed)
+        if self.batch_norm and not incremental:
+            self._refresh_batch_norm(X, sample_weight)
+
+    def _fit_lbfgs(self, X, targets, sample_weight):
+        super()._fit_lbfgs(X, targets, sample_weight)
+        if self.batch_norm:
+            self._refresh_batch_norm(X, sample_weight)
+
+    def _refresh_batch_norm(self, X, sample_weight=None, chunk_rows=1024):
+        """Recompute the batch-norm statistics over X with the final weights
+        (sample-weighted when ``sample_weight`` is given)."""
+        net = self.net_
+        chunks = np.array_split(np.arange(X.shape[0]), max(1, -(-X.shape[0] // chunk_rows)))
+
+        def tensor(a):
+            return torch.as_tensor(a, dtype=net.dtype).to(net.torch_device)
+
+        if sample_weight is not None and np.all(np.asarray(sample_weight) == 1):
+            sample_weight = None
+        batches = (
+            tensor(X[idx])
+            if sample_weight is None
+            else (tensor(X[idx]), tensor(sample_weight[idx]))
+            for idx in chunks
+        )
+        with net.autocast():
+            net.module_.refresh_batch_norm(batches)
+
+
+class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     """Convolutional neural network classifier for images and 1-D signals.
 
     A small VGG-style network: conv blocks (``Conv -> BatchNorm -> ReLU ->
@@ -177,6 +337,7 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
     See Also
     --------
     MLPClassifier : Fully connected network classifier.
+    ConvRegressor : Convolutional network regressor.
 
     Examples
     --------
@@ -200,15 +361,7 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
 
     _parameter_constraints: dict = {
         **_ClassifierNet._parameter_constraints,
-        "input_shape": [tuple, list, None],
-        "filters": ["array-like"],
-        "kernel_size": [Interval(Integral, 1, None, closed="left")],
-        "pool_size": [Interval(Integral, 1, None, closed="left")],
-        "batch_norm": ["boolean"],
-        "signal": ["boolean"],
-        "random_shift": [Interval(Integral, 0, None, closed="left")],
-        "global_pool": ["boolean"],
-        "conv_dropout": [Interval(Real, 0, 1, closed="left")],
+        **_ConvMixin._parameter_constraints,
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
 
@@ -289,139 +442,300 @@ class ConvClassifier(ClassifierMixin, _ClassifierNet):
         self.device = device
         self.precision = precision
 
-    # -- input shapes -----------------------------------------------------------------
-
-    def _normalize_shape(self, shape):
-        """``(C, H, W)`` for images, ``(C, L)`` for signals."""
-        shape = tuple(int(s) for s in shape)
-        if any(s <= 0 for s in shape) or not 1 <= len(shape) <= 3:
-            raise ValueError(
-                f"input_shape must be (C, H, W), (H, W), (C, L) or (L,) with positive "
-                f"entries, got {self.input_shape!r}."
-            )
-        if len(shape) == 1:
-            return (1, shape[0])
-        if len(shape) == 2 and not self.signal:
-            return (1, *shape)
-        return shape
-
-    def _sample_shape(self, X, reset):
-        """Flatten an n-D X; return it with the sample shape it implies."""
-        X = _as_array_if_nested(X)
-        nd_shape = None
-        if getattr(X, "ndim", 2) > 2:
-            nd_shape = self._normalize_shape(X.shape[1:])
-            X = X.reshape(X.shape[0], -1)
-        if not reset:
-            if nd_shape is not None and nd_shape != self.input_shape_:
-                raise ValueError(
-                    f"X has samples of shape {nd_shape}, but {type(self).__name__} "
-                    f"was fitted on samples of shape {self.input_shape_}."
-                )
-            return X, self.input_shape_
-        return X, nd_shape
-
-    def _resolve_input_shape(self, n_features, nd_shape):
-        if self.input_shape is not None:
-            shape = self._normalize_shape(self.input_shape)
-            if nd_shape is not None and nd_shape != shape:
-                raise ValueError(
-                    f"input_shape={tuple(self.input_shape)} does not match the "
-                    f"samples of X, of shape {nd_shape}."
-                )
-            if math.prod(shape) != n_features:
-                raise ValueError(
-                    f"input_shape={tuple(self.input_shape)} has {math.prod(shape)} "
-                    f"values per sample, but X has {n_features} features."
-                )
-            return shape
-        if nd_shape is not None:
-            return nd_shape
-        side = math.isqrt(n_features)
-        if side * side == n_features and not self.signal:
-            return (1, side, side)
-        return (1, n_features)
-
-    def _validate_Xy(self, X, y, reset):
-        X, nd_shape = self._sample_shape(X, reset)
-        X, y = super()._validate_Xy(X, y, reset)
-        if reset:
-            self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
-        return X, y
-
-    def _validate_X(self, X, reset):
-        X, _ = self._sample_shape(X, reset=False)
-        return super()._validate_X(X, reset)
-
-    # -- the network ------------------------------------------------------------------
-
-    def _build_module(self, input_shape, n_outputs, seed):
-        filters = [int(f) for f in np.atleast_1d(self.filters)]
-        if any(f <= 0 for f in filters):
-            raise ValueError(f"filters must be > 0, got {list(self.filters)}.")
-        self.n_layers_ = len(filters) + len(self._hidden_sizes()) + 2
-        return ConvModule, {
-            "input_shape": self.input_shape_,
-            "filters": tuple(filters),
-            "kernel_size": self.kernel_size,
-            "pool_size": self.pool_size,
-            "hidden_layer_sizes": tuple(self._hidden_sizes()),
-            "n_outputs": n_outputs,
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "conv_dropout": self.conv_dropout,
-            "batch_norm": self.batch_norm,
-            "seed": seed,
-            "global_pool": self.global_pool,
-            "random_shift": 0 if self.solver == "lbfgs" else self.random_shift,
-        }
-
     def _criterion_kwargs(self):
+        # a classification matter: ConvRegressor's loss takes no smoothing
         return {"label_smoothing": self.label_smoothing}
-
-    def _check_batches(self, batch_rows):
-        """Batch normalisation needs two values per channel: a batch of one
-        sample whose feature map is a single position cannot train."""
-        positions = self.net_.module_.norm_positions
-        if positions and min(batch_rows) * min(positions) < 2:
-            raise ValueError(
-                f"{type(self).__name__} with batch_norm=True cannot train on a batch of "
-                f"{min(batch_rows)} sample(s) here: a feature map of input_shape_="
-                f"{self.input_shape_} shrinks to {min(positions)} position(s), which "
-                "leaves one value per channel to normalise. Train on more samples, "
-                "use another batch_size (the last batch of an epoch holds the "
-                "remaining rows), fewer or smaller pool_size, or batch_norm=False."
-            )
-
-    def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
-        super()._fit_stochastic(X, targets, sample_weight, incremental, seed)
-        if self.batch_norm and not incremental:
-            self._refresh_batch_norm(X, sample_weight)
-
-    def _fit_lbfgs(self, X, targets, sample_weight):
-        super()._fit_lbfgs(X, targets, sample_weight)
-        if self.batch_norm:
-            self._refresh_batch_norm(X, sample_weight)
-
-    def _refresh_batch_norm(self, X, sample_weight=None, chunk_rows=1024):
-        """Recompute the batch-norm statistics over X with the final weights
-        (sample-weighted when ``sample_weight`` is given)."""
-        net = self.net_
-        chunks = np.array_split(np.arange(X.shape[0]), max(1, -(-X.shape[0] // chunk_rows)))
-
-        def tensor(a):
-            return torch.as_tensor(a, dtype=net.dtype).to(net.torch_device)
-
-        if sample_weight is not None and np.all(np.asarray(sample_weight) == 1):
-            sample_weight = None
-        batches = (
-            tensor(X[idx]) if sample_weight is None else (tensor(X[idx]), tensor(sample_weight[idx]))
-            for idx in chunks
-        )
-        with net.autocast():
-            net.module_.refresh_batch_norm(batches)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
+    """Convolutional neural network regressor for images and 1-D signals.
+
+    The network of :class:`ConvClassifier` (conv blocks ``Conv -> ReLU ->
+    MaxPool``, with optional batch normalisation and dropout, then a dense
+    head) with a linear output layer of one unit per target, trained with
+    PyTorch through skorch on the GPU when there is one. 1-D y gives 1-D
+    predictions; 2-D y is multi-output. It takes flattened samples, so that
+    it works after ``MinMaxScaler`` in a :class:`~sklearn.pipeline.Pipeline`,
+    as well as image arrays.
+
+    **How X is read.** As in :class:`ConvClassifier`: a 2-D X holds one
+    flattened sample per row (in C order) and ``input_shape`` says how to
+    unflatten it. With ``input_shape=None``, a width that is a perfect square
+    (64, 784, ...) is read as one-channel square images, and any other width
+    as a one-channel 1-D signal. A 3-D X of shape ``(n, H, W)`` is read as
+    one-channel images (``(n, C, L)`` signals with ``signal=True``) and a 4-D
+    X of shape ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D
+    convolutions and signals 1-D convolutions. Prediction takes X in the
+    form of the training data or flattened.
+
+    **Defaults.** Those of :class:`ConvClassifier` (filters, kernels,
+    pooling, dense head, ``learning_rate_init=0.003``, ``max_iter=45``) but
+    for batch normalisation and dropout, off by default here
+    (``batch_norm=False``, ``dropout=0``, ``conv_dropout=0``): on small
+    regression data the noise of dropout costs accuracy, and with batch
+    normalisation the first Adam steps can throw the dense head so far that
+    the network never recovers. The measurements behind this are in
+    ``benchmarks/RESULTS.md`` (ConvRegressor defaults). Scale y to a
+    moderate range (unit variance, or a
+    :class:`~sklearn.compose.TransformedTargetRegressor`): the output layer
+    starts near 0 and the learning rate suits targets of order 1.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=None
+        Shape of one sample: ``(C, H, W)`` or ``(H, W)`` for images, ``(C, L)``
+        (with ``signal=True``) or ``(L,)`` for signals. None infers it as
+        described above. A shape that does not match X raises a ValueError.
+    filters : tuple of int, default=(48, 96)
+        Output channels of each conv block.
+    kernel_size : int, default=3
+        Side of the convolution kernels (``'same'`` zero padding).
+    pool_size : int, default=2
+        Max-pooling window after each block (skipped once the feature map is
+        smaller than the window).
+    hidden_layer_sizes : tuple of int, default=(128,)
+        Units of the dense head's hidden layers.
+    activation : {'identity', 'logistic', 'sigmoid', 'tanh', 'relu', \
+'leaky_relu', 'elu', 'gelu', 'silu'}, default='relu'
+        Activation of conv blocks and dense layers.
+    loss : {'squared_error', 'poisson', 'absolute_error', 'huber'}, \
+default='squared_error'
+        The loss, as in :class:`MLPRegressor`. ``'squared_error'`` is half
+        the mean squared error; ``'poisson'`` is the Poisson deviance with a
+        log link (predictions are ``exp`` of the output, y must be
+        non-negative); ``'huber'`` uses ``delta=1``.
+    batch_norm : bool, default=False
+        Batch normalisation after each convolution (see Defaults above). At
+        the end of ``fit`` the running statistics that prediction uses are
+        recomputed over the training data with the final weights and without
+        dropout ("precise batch norm"), sample-weighted when
+        ``sample_weight`` is given. ``partial_fit`` keeps the running
+        averages. With it, a lower ``learning_rate_init`` (0.001) avoids the
+        jump of the first epoch's loss.
+    signal : bool, default=False
+        Read a 2-entry ``input_shape`` (or a 3-D X) as ``(C, L)`` signals
+        rather than ``(H, W)`` images.
+    random_shift : int, default=0
+        Data augmentation: in training only, each sample of each batch is
+        translated by its own random whole number of positions in
+        ``[-random_shift, random_shift]`` along every spatial axis, the edge
+        values filling the vacated border. Use it only where the target does
+        not depend on where the pattern is. The offsets come from a
+        generator of the network's own, seeded by ``random_state``. Not used
+        by ``solver='lbfgs'``.
+    global_pool : bool, default=False
+        Average each channel of the last feature map over its positions
+        before the dense head (global average pooling) rather than flatten
+        it: fewer weights, and invariance to where a pattern is.
+    solver : {'adam', 'sgd', 'lbfgs', 'rmsprop', 'adamw'}, default='adam'
+        The optimizer, as in :class:`MLPRegressor`.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty on the convolution kernels and dense
+        weights, scaled as in :class:`MLPRegressor`.
+    batch_size : int or 'auto', default='auto'
+        Size of the minibatches; ``'auto'`` is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning-rate schedule of ``solver='sgd'``.
+    learning_rate_init : float, default=0.003
+        The initial learning rate (see Defaults above).
+    power_t : float, default=0.5
+        Exponent of the ``'invscaling'`` schedule.
+    max_iter : int, default=45
+        Maximum number of epochs (or L-BFGS iterations). Lower than the
+        MLPs' 200 because each epoch of a convnet does more; the ``tol``
+        rule still stops earlier.
+    shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, the batch order, dropout, the random
+        shifts and the early-stopping split. An int gives the same model on
+        every CPU fit; the global numpy and torch random states are left
+        untouched.
+    tol : float, default=1e-4
+        Tolerance of the stopping rule.
+    verbose : bool or int, default=False
+        ``1`` prints one line per epoch, ``2`` adds a progress bar, as in
+        :class:`MLPRegressor`.
+    warm_start : bool, default=False
+        Reuse the previous solution as initialisation of the next ``fit``.
+    momentum : float, default=0.9
+        Momentum of ``solver='sgd'``.
+    nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum with ``solver='sgd'``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data and stop when its R^2
+        stops improving; the best weights are kept.
+    validation_fraction : float, default=0.1
+        Proportion of the training data held out for early stopping.
+    beta_1 : float, default=0.9
+        Decay of the first moment estimates of Adam.
+    beta_2 : float, default=0.999
+        Decay of the second moment estimates of Adam.
+    epsilon : float, default=1e-8
+        Numerical stability term of Adam and RMSprop.
+    n_iter_no_change : int, default=10
+        Epochs without improvement by ``tol`` before stopping.
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of ``solver='lbfgs'``.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer of the dense head (see
+        Defaults above). The masks are keyed by the sample (equal samples
+        get equal masks in a step), so ``sample_weight`` keeps its meaning
+        of repeated samples.
+    conv_dropout : float, default=0.0
+        Dropout probability at the end of each conv block (after the
+        pooling).
+    device : str or torch.device, default='auto'
+        ``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'``, ``'cuda:N'``.
+    precision : {'auto', 'float32', 'float64', 'bfloat16'}, default='auto'
+        ``'auto'`` follows the input's dtype on a CPU (float64 X trains in
+        float64) and is float32 on CUDA; ``'bfloat16'`` runs the network
+        under autocast. Predictions keep the dtype of the input.
+
+    Attributes
+    ----------
+    input_shape_ : tuple of int
+        The sample shape used: ``(C, H, W)`` or ``(C, L)``.
+    loss_ : float
+        The loss at the end of training.
+    best_loss_ : float or None
+        The lowest training loss; None with ``early_stopping=True``.
+    loss_curve_ : list of float
+        The training loss after each epoch (stochastic solvers only).
+    validation_scores_ : list of float or None
+        Validation R^2 after each epoch with ``early_stopping=True``.
+    best_validation_score_ : float or None
+        The best validation R^2 with ``early_stopping=True``.
+    t_ : int
+        Number of training samples seen.
+    coefs_ : list of ndarray
+        Weight matrices of the dense head, as in :class:`MLPRegressor`
+        (the convolution kernels are in ``net_.module_``).
+    intercepts_ : list of ndarray
+        Bias vectors of the dense head.
+    n_features_in_ : int
+        Number of values per sample.
+    n_iter_ : int
+        Number of epochs (or L-BFGS iterations) run.
+    n_layers_ : int
+        Conv blocks plus dense layers plus the input layer.
+    n_outputs_ : int
+        Number of outputs.
+    out_activation_ : str
+        ``'identity'``, or ``'exp'`` with ``loss='poisson'``.
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_`` is the torch module.
+
+    See Also
+    --------
+    ConvClassifier : Convolutional network classifier.
+    MLPRegressor : Fully connected network regressor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sknets import ConvRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = 0.1 * rng.standard_normal((200, 32))  # 200 noisy signals
+    >>> y = rng.uniform(0.5, 2, 200)  # the height of a bump somewhere in each
+    >>> for row, height, start in zip(X, y, rng.integers(0, 24, 200)):
+    ...     row[start : start + 8] += height * np.hanning(8)
+    >>> reg = ConvRegressor(filters=(8,), hidden_layer_sizes=(16,), batch_size=32,
+    ...                     learning_rate_init=0.01, max_iter=20, random_state=0,
+    ...                     device="cpu")
+    >>> reg = reg.fit(X[:150], y[:150])
+    >>> reg.input_shape_
+    (1, 32)
+    >>> bool(reg.score(X[150:], y[150:]) > 0.9)
+    True
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints: dict = {
+        **_RegressorNet._parameter_constraints,
+        **_ConvMixin._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+    }
+
+    def __init__(
+        self,
+        input_shape=None,
+        filters=(48, 96),
+        kernel_size=3,
+        pool_size=2,
+        hidden_layer_sizes=(128,),
+        activation="relu",
+        *,
+        loss="squared_error",
+        batch_norm=False,
+        signal=False,
+        random_shift=0,
+        global_pool=False,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.003,
+        power_t=0.5,
+        max_iter=45,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=0.0,
+        conv_dropout=0.0,
+        device="auto",
+        precision="auto",
+    ):
+        self.input_shape = input_shape
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.loss = loss
+        self.batch_norm = batch_norm
+        self.signal = signal
+        self.random_shift = random_shift
+        self.global_pool = global_pool
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.conv_dropout = conv_dropout
+        self.device = device
+        self.precision = precision

@@ -23,6 +23,7 @@ The loss is scikit-learn's: the sample-weighted mean of the per-sample loss
 plus ``0.5 * alpha * ||W||^2 / sum(weights)`` over the weight matrices.
 """
 
+import contextlib
 import copy
 import functools
 import math
@@ -39,6 +40,7 @@ from tqdm import tqdm
 from ._modules import penalized_parameters, row_keys
 from ._optim import LBFGS
 from ._registry import LOSSES
+from ._threads import flushed_denormals
 
 # ----------------------------------------------------------------------------
 # Precision and device
@@ -722,7 +724,8 @@ class FastNet(NeuralNet):
         outs = []
         # chunks of at most about 2**24 values, whatever the width
         chunk_rows = max(1, min(chunk_rows, 2**24 // max(1, X.shape[1] if X.ndim > 1 else 1)))
-        with torch.inference_mode(), self.autocast():
+        flush = flushed_denormals() if device.type == "cpu" else contextlib.nullcontext()
+        with torch.inference_mode(), self.autocast(), flush:
             for start in range(0, max(X.shape[0], 1), chunk_rows):
                 xb = X[start : start + chunk_rows]
                 xb = _to_tensor(xb.toarray() if sp.issparse(xb) else xb, device, dtype)

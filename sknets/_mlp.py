@@ -366,6 +366,7 @@ default='squared_error'
     See Also
     --------
     MLPClassifier : Multi-layer perceptron classifier.
+    ConvRegressor : Convolutional network regressor.
     sklearn.neural_network.MLPRegressor : scikit-learn's CPU implementation.
 
     Examples

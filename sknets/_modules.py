@@ -464,7 +464,11 @@ class ConvModule(nn.Module):
         padded = nn.functional.pad(X, (s, s) * len(spatial), mode="replicate")
         # one offset in [0, 2s] per sample and axis; offset s is no shift
         offsets = torch.randint(
-            0, 2 * s + 1, (len(spatial), n, 1), device=device, generator=self.stream.generator(device)
+            0,
+            2 * s + 1,
+            (len(spatial), n, 1),
+            device=device,
+            generator=self.stream.generator(device),
         )
         ndim = X.dim()
         index = [

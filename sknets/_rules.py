@@ -73,8 +73,8 @@ class EpochRules:
             if no_improvement is None
             else torch.as_tensor(no_improvement, **f64).reshape(M).clone()
         )
-        self.t = torch.zeros(M, **f64) if t is None else torch.as_tensor(t, **f64).reshape(M).clone()
-        self.lr = self.lr_init.clone() if lr is None else torch.as_tensor(lr, **f64).reshape(M).clone()
+        self.t = torch.zeros(M, **f64) if t is None else torch.as_tensor(t, **f64).reshape(M)
+        self.lr = self.lr_init if lr is None else torch.as_tensor(lr, **f64).reshape(M)
 
     def end_epoch(self, loss, score, n_rows, running=None):
         """Apply the rules to the epoch that just ended.

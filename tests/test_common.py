@@ -10,12 +10,15 @@ Nothing is excluded and nothing is an expected failure. In particular
 ``check_sample_weight_equivalence_on_dense_data`` holds for ConvClassifier's
 defaults: its dropout masks are keyed by the sample (a repeated row gets the
 mask of its weighted original) and its batch norms use weighted statistics.
+ConvRegressor's defaults have neither dropout nor batch norm, so its fast
+settings switch batch norm on, for the checks to cover the weighted
+statistics of a regressor too.
 """
 
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sknets import ConvClassifier, MLPClassifier, MLPRegressor
+from sknets import ConvClassifier, ConvRegressor, MLPClassifier, MLPRegressor
 
 # Small, fast settings; the checks run on tiny data sets.
 FAST = dict(hidden_layer_sizes=(16,), max_iter=100, learning_rate_init=0.01, device="cpu")
@@ -30,6 +33,7 @@ ESTIMATORS = [
     MLPRegressor(solver="lbfgs", **FAST),
     MLPClassifier(solver="sgd", **FAST),
     ConvClassifier(**CONV_FAST),
+    ConvRegressor(batch_norm=True, **CONV_FAST),
 ]
 
 
@@ -39,6 +43,6 @@ def test_sklearn_compatible_estimator(estimator, check):
 
 
 @pytest.mark.slow
-@parametrize_with_checks([MLPClassifier(), MLPRegressor(), ConvClassifier()])
+@parametrize_with_checks([MLPClassifier(), MLPRegressor(), ConvClassifier(), ConvRegressor()])
 def test_default_estimators(estimator, check):
     check(estimator)

@@ -477,3 +477,44 @@ def test_a_cuda_net_loaded_on_a_cpu_can_train_again(breast_cancer):
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     loaded.partial_fit(X, y)
     assert loaded.n_iter_ == 3
+
+
+def test_fits_and_predictions_flush_denormals_then_restore(breast_cancer, monkeypatch):
+    """On the CPU, training and prediction run with denormals flushed to 0
+    (they slow x86 arithmetic down many times once the loss is small), and
+    the caller's setting comes back afterwards, also after an error."""
+    from sknets import MLPClassifier
+    from sknets._threads import _denormals_flushed, flushed_denormals
+
+    X, y = breast_cancer
+    assert not _denormals_flushed()
+    with flushed_denormals():
+        assert _denormals_flushed()
+        with flushed_denormals():
+            assert _denormals_flushed()
+        assert _denormals_flushed()  # the outer block still holds
+    assert not _denormals_flushed()
+
+    seen = []
+    run_epoch = FastNet.run_epoch
+
+    def spying(self, data, *args):
+        seen.append(_denormals_flushed())
+        return run_epoch(self, data, *args)
+
+    monkeypatch.setattr(FastNet, "run_epoch", spying)
+    clf = MLPClassifier(max_iter=2, random_state=0, device="cpu").fit(X, y)
+    assert seen == [True, True]
+    assert not _denormals_flushed()
+    # an error inside restores the setting too
+    with pytest.raises(RuntimeError):
+        with flushed_denormals():
+            raise RuntimeError
+    assert not _denormals_flushed()
+    # a caller who flushes keeps it
+    torch.set_flush_denormal(True)
+    try:
+        clf.predict(X)
+        assert _denormals_flushed()
+    finally:
+        torch.set_flush_denormal(False)

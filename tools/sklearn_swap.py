@@ -68,7 +68,8 @@ def run(name, pytest_args=(), report=None):
         target = pathlib.Path(tmp) / f"test_sknets_swapped_{path.stem[5:]}.py"
         target.write_text(swapped_source(path, swap))
         plugin = pathlib.Path(__file__).with_name("_swap_report.py")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin.parent), os.environ.get("PYTHONPATH", "")]))
+        path = os.pathsep.join([str(plugin.parent), os.environ.get("PYTHONPATH", "")])
+        env = dict(os.environ, PYTHONPATH=path)
         if report:
             env["SKNETS_SWAP_REPORT"] = str(report)
         cmd = [

@@ -28,7 +28,7 @@ from .._mlp import MLPClassifier, MLPRegressor
 from .._registry import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, SOLVERS
 from .._rules import EpochRules
 from .._seam import TrainingResult
-from .._threads import step_threads
+from .._threads import cpu_fit_state
 
 #: Parameters that may differ between the members trained together.
 PER_MEMBER = {
@@ -404,7 +404,7 @@ class _BatchedGroup:
         """Train the members; returns their :class:`~sknets._seam.TrainingResult`."""
         start = time.perf_counter()
         # the work of one member's step, as a separate fit counts it
-        with step_threads(self.device, self.batch * self.flat.shape[1]):
+        with cpu_fit_state(self.device, self.batch * self.flat.shape[1]):
             self._train()
         return self._results(time.perf_counter() - start)
 

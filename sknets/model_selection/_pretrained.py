@@ -77,7 +77,7 @@ def take(estimator, X, y, sample_weight=None):
     if not pool or sample_weight is not None:
         return None
     entries = pool.get(key(estimator, X, y), [])
-    for i, (X_fit, y_fit, fitted) in enumerate(entries):
+    for i, (X_fit, y_fit, _) in enumerate(entries):
         if _same(X_fit, X) and _same(y_fit, y):
             return entries.pop(i)[2]
     return None

@@ -1,0 +1,75 @@
+"""The CUDA paths: graph-captured steps, batched training, bfloat16 and the
+convnet on a GPU. Marked ``gpu``: skipped where there is no CUDA device
+(``conftest.py``), run by ``benchmarks/gpu_check.sh`` on a GPU machine."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold
+from sklearn.model_selection import cross_val_score as sk_cross_val_score
+
+from sknets import ConvClassifier, MLPClassifier, MLPRegressor
+from sknets.model_selection import GridSearchCV, cross_val_score
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def test_graph_captured_fit_matches_the_cpu_fit(digits):
+    """On CUDA the steps replay as CUDA graphs; the model is the CPU fit's
+    up to float32 rounding (same initial weights; batch orders drawn on the
+    device differ, so compare quality, not weights)."""
+    X, y = digits
+    params = dict(hidden_layer_sizes=(64,), max_iter=15, random_state=0, precision="float32")
+    gpu = MLPClassifier(device="cuda", **params).fit(X, y)
+    cpu = MLPClassifier(device="cpu", **params).fit(X, y)
+    assert gpu.net_.torch_device.type == "cuda"
+    assert gpu.net_.cuda_graphs
+    assert gpu.coefs_[0].shape == cpu.coefs_[0].shape
+    assert abs(gpu.score(X, y) - cpu.score(X, y)) < 0.02
+    assert gpu.predict_proba(X).dtype == np.float32
+
+
+def test_batched_cross_validation_on_cuda_equals_separate_fits(digits):
+    X, y = digits[0][:600], digits[1][:600]
+    est = MLPClassifier(hidden_layer_sizes=(32,), max_iter=8, random_state=0, device="cuda")
+    cv = KFold(4, shuffle=True, random_state=0)
+    batched = cross_val_score(est, X, y, cv=cv)
+    separate = sk_cross_val_score(clone(est), X, y, cv=cv)
+    np.testing.assert_allclose(batched, separate, atol=0.02)
+
+
+def test_batched_grid_search_on_cuda(diabetes):
+    X, y = diabetes
+    search = GridSearchCV(
+        MLPRegressor(max_iter=20, random_state=0, device="cuda"),
+        {"learning_rate_init": [1e-3, 1e-2], "hidden_layer_sizes": [(8,), (32,)]},
+        cv=3,
+    ).fit(X, y)
+    assert search.best_estimator_.net_.torch_device.type == "cuda"
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_bfloat16_trains_and_predicts_float32(digits):
+    X, y = digits
+    clf = MLPClassifier(max_iter=10, random_state=0, device="cuda", precision="bfloat16")
+    clf.fit(X, y)
+    assert clf.score(X, y) > 0.9
+    assert clf.predict_proba(X.astype(np.float32)).dtype == np.float32
+
+
+def test_conv_classifier_on_cuda(digits):
+    X, y = digits[0][:500], digits[1][:500]
+    clf = ConvClassifier(input_shape=(1, 8, 8), max_iter=10, random_state=0, device="cuda")
+    clf.fit(X, y)
+    assert clf.net_.torch_device.type == "cuda"
+    assert clf.score(X, y) > 0.8
