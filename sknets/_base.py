@@ -399,7 +399,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         self.net_.module_.reseed((seed + 1) % (2**31 - 1))
         with _threads_for(self.net_, X, self):
             if result is not None:
-                self._adopt_result(result, X.shape[0])
+                self._adopt_result(result)
             elif not SOLVERS[self.solver].stochastic:
                 self._fit_lbfgs(X, targets, sample_weight)
             else:
@@ -472,7 +472,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         with _atomic(self):
             return self._fit(X, y, result=result)
 
-    def _adopt_result(self, result, n_samples):
+    def _adopt_result(self, result):
         """Set what training sets, from ``result``: the weights, the curves
         and counters, the history; raise or warn as the training would."""
         if result.diverged_loss is not None:

@@ -340,10 +340,12 @@ class GraphedStep(StepGraphs):
         self.net = net
         self.data = data
         self.acc = accumulator
+        # whether the steps pass the rows' keys for keyed dropout masks
+        self.keyed = bool(getattr(net.module_, "draws_random", False))
 
     def _body(self, idx):
         d = self.data
-        keys = d.keys[idx] if getattr(self.net.module_, "draws_random", False) else None
+        keys = d.keys[idx] if self.keyed else None
         loss = self.net.step_on(
             d.rows(idx), d.y[idx], None if d.w is None else d.w[idx], keys=keys
         )

@@ -439,13 +439,15 @@ class ConvModule(nn.Module):
             seed=int(torch.randint(2**31 - 1, (1,), generator=generator)),
             stream=self.stream,
         )
+        self._draws_random = self.random_shift > 0 or self.head.draws_random or any(
+            isinstance(m, Dropout) for m in self.features
+        )
 
     @property
     def draws_random(self):
-        """Whether training draws random numbers (dropout, random shifts)."""
-        return self.random_shift > 0 or self.head.draws_random or any(
-            isinstance(m, Dropout) for m in self.features
-        )
+        """Whether training draws random numbers (dropout, random shifts);
+        fixed by the architecture, so found once (it is read every step)."""
+        return self._draws_random
 
     def reseed(self, seed):
         """Restart the random shifts and dropout masks from ``seed``.
