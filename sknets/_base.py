@@ -23,7 +23,12 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -37,7 +42,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _seam
+from . import _keras, _seam
 from ._engine import (
     PRECISIONS,
     DeviceData,
@@ -53,7 +58,13 @@ from ._rules import EpochRules
 from ._threads import cpu_fit_state
 
 _FLOAT_DTYPES = (np.float64, np.float32)
-_CURVES = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
+_CURVES = (
+    "loss_curve_",
+    "best_loss_",
+    "validation_scores_",
+    "validation_loss_curve_",
+    "best_validation_score_",
+)
 
 #: Parameters read by the training loop at each fit, never by the net: a
 #: warm-started fit that changes only these keeps its net as it is.
@@ -99,10 +110,22 @@ class _Rollback:
 
     def __init__(self, est, net=False):
         self.est = est
+        self.net = None
+        self.take(net)
+
+    def take(self, net=True):
+        """Save the estimator's state now; the net's copies are refreshed in
+        place when it is the same net as last time."""
+        est = self.est
         self.attrs = dict(est.__dict__)
         self.lists = {k: list(v) for k, v in self.attrs.items() if isinstance(v, list)}
         old = self.attrs.get("net_")
-        self.net = NetCheckpoint(old) if net and old is not None else None
+        if not net or old is None:
+            self.net = None
+        elif self.net is not None and self.net.net is old:
+            self.net.take()
+        else:
+            self.net = NetCheckpoint(old)
 
     def restore(self):
         attrs = self.est.__dict__
@@ -185,6 +208,41 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     #: sparse formats accepted for X (False: dense only)
     _accept_sparse = False
 
+    def __new__(cls, *args, **kwargs):
+        # A Keras keyword (epochs=, optimizer=, ...) is Python's TypeError with
+        # a hint; __init__ stays scikit-learn's, storing its parameters only.
+        if kwargs:
+            _keras.constructor_hint(cls, kwargs)
+        return super().__new__(cls)
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        As :meth:`sklearn.base.BaseEstimator.set_params`; a Keras name such
+        as ``epochs`` is scikit-learn's ValueError with the name to use.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            Estimator instance.
+        """
+        _keras.set_params_hint(self, params)
+        return super().set_params(**params)
+
+    def _validate_params(self):
+        try:
+            super()._validate_params()
+        except InvalidParameterError as exc:
+            hint = _keras.value_hint(self, str(exc))
+            if not hint:
+                raise
+            raise InvalidParameterError(f"{exc}{hint}") from None
+
     # -- what subclasses provide -------------------------------------------------
 
     @abstractmethod
@@ -252,6 +310,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             )
         return True
 
+    @_keras.fit_hints
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
@@ -381,11 +440,13 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         self.loss_curve_ = []
         if self.early_stopping:
             self.validation_scores_ = []
+            self.validation_loss_curve_ = []
             self.best_validation_score_ = -np.inf
             self.best_loss_ = None
         else:
             self.best_loss_ = np.inf
             self.validation_scores_ = None
+            self.validation_loss_curve_ = None
             self.best_validation_score_ = None
 
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None, result=None):
@@ -486,17 +547,26 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         self.loss_ = self.loss_curve_[-1]
         self.t_ = int(result.t)
         self._no_improvement_count = int(result.no_improvement)
+        valid_losses = [None] * self.n_iter_
         if self.early_stopping:
             self.validation_scores_ = list(result.validation_scores)
             self.best_validation_score_ = float(result.best)
+            if result.validation_losses is not None:
+                self.validation_loss_curve_ = list(result.validation_losses)
+                valid_losses = self.validation_loss_curve_
+            else:
+                # a trainer that did not measure it (see TrainingResult)
+                self.validation_loss_curve_ = None
         else:
             self.best_loss_ = float(result.best)
         history = self.net_.history
         seconds = result.fit_time / max(1, self.n_iter_)
-        for loss in self.loss_curve_:
+        for loss, valid_loss in zip(self.loss_curve_, valid_losses):
             history.new_epoch()
             history.record("epoch", len(history))
             history.record("train_loss", loss)
+            if valid_loss is not None:
+                history.record("valid_loss", valid_loss)
             history.record("dur", seconds)
         if not result.converged and self.n_iter_ == self.max_iter:
             warnings.warn(
@@ -626,9 +696,14 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         rules = self._epoch_rules()
 
         finished = 0
+        saved = None
         for _ in range(1 if incremental else self.max_iter):
             # a KeyboardInterrupt goes back to the end of the last epoch
-            saved = None if incremental else _Rollback(self, net=True)
+            if not incremental and finished:
+                if saved is None:
+                    saved = _Rollback(self, net=True)
+                else:
+                    saved.take()
             try:
                 stop = self._run_epoch(data, n_samples, val, incremental, rules)
             except KeyboardInterrupt:
@@ -661,6 +736,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             no_improvement=[self._no_improvement_count],
             t=[self.t_],
             lr=[self._current_lr()],
+            device=None,
         )
 
     def _run_epoch(self, data, n_samples, val, incremental, rules):
@@ -674,16 +750,16 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         if val is None:
             # without a validation set nothing can be kept: stop at once
             self._check_finite(loss)
-        score = self._validation_score_of(val)
+        score, val_loss = self._validation_score_of(val)
         improved, shrunk, converged = (
             bool(flag[0])
             for flag in rules.end_epoch(
-                torch.tensor([loss], dtype=torch.float64),
-                None if score is None else torch.tensor([score], dtype=torch.float64),
+                np.array([loss], dtype=np.float64),
+                None if score is None else np.array([score], dtype=np.float64),
                 float(n_samples),
             )
         )
-        self._record_epoch(loss, score, rules)
+        self._record_epoch(loss, score, rules, val_loss)
         if improved:
             self._best_state = self._module_state()
         if self.verbose:
@@ -724,30 +800,32 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         self.net_.set_learning_rate(lr)
 
     def _validation_score_of(self, val):
-        """The validation score of ``early_stopping`` (None without it): NaN
-        for a diverged network, as scikit-learn scores it."""
+        """The validation score and loss of ``early_stopping`` (None, None
+        without it): NaN for a diverged network, as scikit-learn scores it.
+        The loss is the training loss on the validation rows (the criterion,
+        sample-weighted, without the L2 penalty)."""
         if val is None:
-            return None
+            return None, None
         X_val, y_val, w_val = val
         raw = self.net_.forward_raw(X_val)
         if not np.isfinite(raw).all():
-            self._val_loss = np.nan
-            return np.nan
+            return np.nan, np.nan
         with np.errstate(over="ignore", invalid="ignore"):
             score = float(self._validation_score(raw, y_val, w_val))
-        if self.verbose:
-            self._val_loss = self.net_.data_loss(raw, y_val, w_val)
-        return score
+        return score, float(self.net_.data_loss(raw, y_val, w_val))
 
-    def _record_epoch(self, loss, score, rules):
+    def _record_epoch(self, loss, score, rules, val_loss=None):
         """The fitted attributes after an epoch: the curves and counters,
-        and the state of the rules (``rules``, one member)."""
+        and the state of the rules (``rules``, one member); the validation
+        loss goes to the net's history too, as skorch's ``valid_loss``."""
         self.n_iter_ += 1
         self.loss_ = loss
         self.t_ = int(rules.t[0])
         self.loss_curve_.append(loss)
         if score is not None:
             self.validation_scores_.append(score)
+            self.validation_loss_curve_.append(val_loss)
+            self.net_.history.record("valid_loss", val_loss)
             self.best_validation_score_ = float(rules.best[0])
         else:
             self.best_loss_ = float(rules.best[0])
@@ -757,7 +835,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         line = f"Epoch {self.n_iter_}/{self.max_iter} - loss: {self.loss_:.6f}"
         if self.validation_scores_:
             line += (
-                f" - validation loss: {self._val_loss:.6f}"
+                f" - validation loss: {self.validation_loss_curve_[-1]:.6f}"
                 f" - validation score: {self.validation_scores_[-1]:.4f}"
             )
         print(f"{line} - {seconds:.3f}s", flush=True)
@@ -853,6 +931,8 @@ class _ClassifierNet(_BaseNet):
             self._label_binarizer = lb
             if classes is None:
                 self.classes_ = lb.classes_
+            if lb.y_type_ == "multilabel-indicator":
+                self._warn_one_hot(y)
         else:
             labels = unique_labels(y)
             if self.warm_start and set(labels) != set(self.classes_):
@@ -870,6 +950,24 @@ class _ClassifierNet(_BaseNet):
         # binary, multilabel, and a single class (all-zero targets, as in
         # scikit-learn: the network learns to predict that class)
         return Y.astype(np.float64), "binary_log_loss", "logistic", Y.shape[1]
+
+    def _warn_one_hot(self, y):
+        """A multilabel y with exactly one 1 per row is most likely one-hot
+        encoded class labels (Keras' ``to_categorical``): say what it means
+        here and how to pass the labels."""
+        if not np.all(np.asarray(y.sum(axis=1)).ravel() == 1):
+            return
+        warnings.warn(
+            f"y is a 2-D indicator matrix with exactly one 1 in each row, a one-hot "
+            f"encoding such as Keras' to_categorical makes. As in scikit-learn, "
+            f"{type(self).__name__} treats it as multilabel: one independent yes/no "
+            f"output per column, predict returns indicator rows, predict_proba rows "
+            f"need not sum to 1 and score is the subset accuracy. To train a "
+            f"multiclass classifier, pass the class labels instead, for example "
+            f"y.argmax(axis=1).",
+            UserWarning,
+            stacklevel=5,
+        )
 
     @staticmethod
     def _check_labels_known(labels, classes):
@@ -947,6 +1045,7 @@ class _ClassifierNet(_BaseNet):
             return np.log(self.predict_proba(X))
 
     @available_if(lambda est: est._check_solver())
+    @_keras.fit_hints
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with a single epoch over the given data.
@@ -1037,6 +1136,7 @@ class _RegressorNet(_BaseNet):
         return pred.ravel() if self.n_outputs_ == 1 else pred
 
     @available_if(lambda est: est._check_solver())
+    @_keras.fit_hints
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with a single epoch over the given data.

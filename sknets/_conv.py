@@ -1,6 +1,7 @@
 """Convolutional networks: ConvClassifier and ConvRegressor."""
 
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,6 +19,10 @@ def _as_array_if_nested(X):
     if isinstance(X, (list, tuple)):
         return np.asarray(X)
     return X
+
+
+#: Sizes of a last axis that looks like channels (grey, RGB, RGBA).
+_CHANNEL_SIZES = (1, 3, 4)
 
 
 class _ConvMixin:
@@ -44,23 +49,64 @@ class _ConvMixin:
         "random_shift": [Interval(Integral, 0, None, closed="left")],
         "global_pool": ["boolean"],
         "conv_dropout": [Interval(Real, 0, 1, closed="left")],
+        "data_format": [StrOptions({"channels_first", "channels_last"})],
     }
 
     # -- input shapes -----------------------------------------------------------------
 
     def _normalize_shape(self, shape):
-        """``(C, H, W)`` for images, ``(C, L)`` for signals."""
+        """``(C, H, W)`` for images, ``(C, L)`` for signals, from a sample
+        shape in the order of ``data_format``."""
         shape = tuple(int(s) for s in shape)
         if any(s <= 0 for s in shape) or not 1 <= len(shape) <= 3:
             raise ValueError(
                 f"input_shape must be (C, H, W), (H, W), (C, L) or (L,) with positive "
-                f"entries, got {self.input_shape!r}."
+                f"entries ((H, W, C) and (L, C) with data_format='channels_last'), "
+                f"got {self.input_shape!r}."
             )
         if len(shape) == 1:
             return (1, shape[0])
         if len(shape) == 2 and not self.signal:
             return (1, *shape)
+        if self.data_format == "channels_last":
+            return (shape[-1], *shape[:-1])
         return shape
+
+    def _channels_first(self, X):
+        """Flat rows of ``data_format='channels_last'`` samples, reordered to
+        the channels-first order of the network (``input_shape_``)."""
+        shape = self.input_shape_
+        if self.data_format != "channels_last" or shape[0] == 1:
+            return X
+        n = X.shape[0]
+        X = np.moveaxis(X.reshape(n, *shape[1:], shape[0]), -1, 1)
+        return np.ascontiguousarray(X).reshape(n, -1)
+
+    def _warn_channels_last(self):
+        """Warn when a channels-first reading looks like Keras' channels-last
+        layout: a last axis of 1, 3 or 4 values (grey, RGB, RGBA) after a
+        first axis that is not."""
+        shape = self.input_shape_
+        if (
+            self.data_format != "channels_first"
+            or shape[-1] not in _CHANNEL_SIZES
+            or shape[0] in _CHANNEL_SIZES
+        ):
+            return
+        if len(shape) == 3:
+            reading = f"{shape[0]} channels of {shape[1]}x{shape[2]} images"
+            layout = "images: (n_samples, height, width, channels)"
+        else:
+            reading = f"{shape[0]} channels of signals of length {shape[1]}"
+            layout = "signals: (n_samples, steps, channels)"
+        warnings.warn(
+            f"{type(self).__name__} reads samples of shape {shape} as {reading} "
+            f"(data_format='channels_first', the default), but their last axis "
+            f"looks like channels. If X is laid out channels last, as Keras lays "
+            f"out {layout}, pass data_format='channels_last'.",
+            UserWarning,
+            stacklevel=4,
+        )
 
     def _sample_shape(self, X, reset):
         """Flatten an n-D X; return it with the sample shape it implies."""
@@ -104,11 +150,12 @@ class _ConvMixin:
         X, y = super()._validate_Xy(X, y, reset)
         if reset:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
-        return X, y
+            self._warn_channels_last()
+        return self._channels_first(X), y
 
     def _validate_X(self, X, reset):
         X, _ = self._sample_shape(X, reset=False)
-        return super()._validate_X(X, reset)
+        return self._channels_first(super()._validate_X(X, reset))
 
     # -- the network ------------------------------------------------------------------
 
@@ -196,27 +243,34 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     (``(n, C, L)`` signals with ``signal=True``) and a 4-D X of shape
     ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D convolutions and
     signals 1-D convolutions. Prediction takes X in the form of the training
-    data or flattened.
+    data or flattened. With ``data_format='channels_last'`` the channels
+    come last instead, as in Keras: ``(n, H, W, C)`` images and ``(n, L, C)``
+    signals (and flattened rows of them). A channels-first reading whose
+    last axis looks like channels (1, 3 or 4 values, when the first axis
+    does not) warns.
 
-    **Defaults.** The defaults are the classic introductory convnet's
-    regularisation (dropout 0.25 after each conv block, 0.5 in the dense
-    head) on a small VGG-style network, with label smoothing 0.1, and suit
-    small images and signals; their measured accuracy and time on the
-    digits are in ``benchmarks/RESULTS.md``.
-    The dropout slows learning on small data: on 600 short noisy signals
-    (the test suite's shifted motifs) ``conv_dropout=0`` scores higher. The
-    training defaults are :class:`MLPClassifier`'s but for
-    ``learning_rate_init`` (0.003: dropout slows learning down) and
-    ``max_iter`` (45). With a dense head of many inputs (large images, long
-    signals) the first epoch's loss can jump at this rate before it falls;
+    **Defaults.** The network is a small VGG-style convnet with the
+    regularisation of the classic introductory convnet: dropout 0.25 after
+    each conv block and 0.5 in the dense head, batch normalisation, and
+    label smoothing 0.1 on the log loss. It suits small images and signals
+    such as the digits; the accuracy and time it reaches there are measured
+    in ``benchmarks/RESULTS.md``. The training parameters are
+    :class:`MLPClassifier`'s, but for ``learning_rate_init=0.003`` (dropout
+    slows learning down) and ``max_iter=45`` (each epoch of a convnet does
+    more). Dropout slows learning on small data sets: with a few hundred
+    samples, ``conv_dropout=0`` and ``dropout=0`` can score higher. With a
+    dense head of many inputs (large images, long signals) the first
+    epoch's loss can jump at this learning rate before it falls;
     ``learning_rate_init=0.001`` avoids that.
 
     Parameters
     ----------
     input_shape : tuple of int, default=None
-        Shape of one sample: ``(C, H, W)`` or ``(H, W)`` for images, ``(C, L)``
-        (with ``signal=True``) or ``(L,)`` for signals. None infers it as
-        described above. A shape that does not match X raises a ValueError.
+        Shape of one sample, in the order of ``data_format``: ``(C, H, W)``
+        or ``(H, W)`` for images, ``(C, L)`` (with ``signal=True``) or
+        ``(L,)`` for signals; ``(H, W, C)`` and ``(L, C)`` with
+        ``data_format='channels_last'``. None infers it as described above.
+        A shape that does not match X raises a ValueError.
     filters : tuple of int, default=(48, 96)
         Output channels of each conv block.
     kernel_size : int, default=3
@@ -226,7 +280,8 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         smaller than the window).
     hidden_layer_sizes : tuple of int, default=(128,)
         Units of the dense head's hidden layers.
-    activation : {'relu', 'gelu', 'tanh', 'logistic', ...}, default='relu'
+    activation : {'identity', 'logistic', 'sigmoid', 'tanh', 'relu', \
+'leaky_relu', 'elu', 'gelu', 'silu'}, default='relu'
         Activation of conv blocks and dense layers.
     batch_norm : bool, default=True
         Batch normalisation after each convolution. At the end of ``fit``
@@ -234,11 +289,15 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         training data with the final weights and without dropout ("precise
         batch norm"), rather than left as averages over the weights of the
         last few dozen steps; short or high-learning-rate fits predict much
-        better for it.
-        ``partial_fit`` keeps the running averages.
+        better for it. ``partial_fit`` keeps the running averages.
     signal : bool, default=False
         Read a 2-entry ``input_shape`` (or a 3-D X) as ``(C, L)`` signals
         rather than ``(H, W)`` images.
+    data_format : {'channels_first', 'channels_last'}, default='channels_first'
+        Where the channels are in each sample of X and in ``input_shape``:
+        first, as in PyTorch (``(C, H, W)``, ``(C, L)``), or last, as in
+        Keras (``(H, W, C)``, ``(L, C)``). The network itself is channels
+        first, and so is ``input_shape_``.
     random_shift : int, default=0
         Data augmentation: in training only, each sample of each batch is
         translated by its own random whole number of positions in
@@ -254,36 +313,61 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         before the dense head (global average pooling) rather than flatten
         it: fewer weights, and invariance to where a pattern is.
     solver : {'adam', 'sgd', 'lbfgs', 'rmsprop', 'adamw'}, default='adam'
+        The optimizer, as in :class:`MLPClassifier`.
     alpha : float, default=0.0001
-        L2 penalty on the convolution kernels and dense weights, scaled as
-        in :class:`MLPClassifier`.
+        Strength of the L2 penalty on the convolution kernels and dense
+        weights, scaled as in :class:`MLPClassifier` (the decoupled weight
+        decay with ``solver='adamw'``).
     batch_size : int or 'auto', default='auto'
-        ``'auto'`` is ``min(200, n_samples)``.
+        Size of the minibatches; ``'auto'`` is ``min(200, n_samples)``.
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning-rate schedule of ``solver='sgd'``, as in
+        :class:`MLPClassifier`.
     learning_rate_init : float, default=0.003
-        See Defaults above.
+        The initial learning rate (see Defaults above).
     power_t : float, default=0.5
+        Exponent of the ``'invscaling'`` schedule.
     max_iter : int, default=45
-        Maximum number of epochs. Lower than the MLPs' 200 because each epoch
-        of a convnet does more; the ``tol`` rule still stops earlier.
+        Maximum number of epochs (or L-BFGS iterations). Lower than the
+        MLPs' 200 because each epoch of a convnet does more; the ``tol``
+        rule still stops earlier.
     shuffle : bool, default=True
+        Whether to shuffle the samples in each epoch.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the batch order, dropout, the random
         shifts and the early-stopping split. An int gives the same model on
         every CPU fit; the global numpy and torch random states are left
         untouched.
     tol : float, default=1e-4
+        Training stops when the loss (or validation score) does not improve
+        by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
     verbose : bool or int, default=False
+        ``1`` prints one line per epoch (the training loss, the validation
+        loss and score with ``early_stopping=True``, the seconds taken);
+        ``2`` adds a progress bar, as in :class:`MLPClassifier`.
     warm_start : bool, default=False
+        Reuse the previous solution as initialisation of the next ``fit``.
     momentum : float, default=0.9
+        Momentum of ``solver='sgd'``, between 0 and 1.
     nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum with ``solver='sgd'``.
     early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified
+        in binary classification, as in scikit-learn) and stop when its
+        accuracy stops improving; the best weights are kept. Nothing is
+        held out when False.
     validation_fraction : float, default=0.1
+        Proportion of the training data held out for early stopping.
     beta_1 : float, default=0.9
+        Decay of the first moment estimates of Adam.
     beta_2 : float, default=0.999
+        Decay of the second moment estimates of Adam.
     epsilon : float, default=1e-8
+        Numerical stability term of Adam and RMSprop.
     n_iter_no_change : int, default=10
+        Epochs without improvement by ``tol`` before stopping.
     max_fun : int, default=15000
+        Maximum number of loss evaluations of ``solver='lbfgs'``.
     dropout : float, default=0.5
         Dropout probability after each hidden layer of the dense head. The
         masks are keyed by the sample (equal samples get equal masks in a
@@ -298,28 +382,41 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         output's 0/1 target becomes ``eps / 2`` / ``1 - eps / 2``). It keeps
         the network from growing ever more confident on the training data,
         so ``predict_proba`` of a well-fitted model tops out near
-        ``1 - eps + eps / n_classes``; ``loss_`` and ``loss_curve_`` are the
-        smoothed loss. 0 fits the plain log loss, as :class:`MLPClassifier`
-        does.
+        ``1 - eps + eps / n_classes``; ``loss_``, ``loss_curve_`` and
+        ``validation_loss_curve_`` are the smoothed loss. 0 fits the plain
+        log loss, as :class:`MLPClassifier` does.
     device : str or torch.device, default='auto'
+        Where to train: ``'auto'`` picks CUDA when available, else the CPU;
+        ``'cpu'``, ``'cuda'`` and ``'cuda:1'`` are also accepted.
     precision : {'auto', 'float32', 'float64', 'bfloat16'}, default='auto'
         ``'auto'`` follows the input's dtype on a CPU (float64 X trains in
         float64) and is float32 on CUDA; ``'bfloat16'`` runs the network
-        under autocast (fastest on GPUs).
-
-    The training parameters mean what they mean in :class:`MLPClassifier`.
+        under autocast (fastest on GPUs). Predictions keep the dtype of the
+        input.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+        Class labels.
     input_shape_ : tuple of int
-        The sample shape used: ``(C, H, W)`` or ``(C, L)``.
+        The sample shape of the network, channels first: ``(C, H, W)`` or
+        ``(C, L)``.
     loss_ : float
+        The loss at the end of training.
     best_loss_ : float or None
+        The lowest training loss; None with ``early_stopping=True``.
     loss_curve_ : list of float
+        The training loss after each epoch (stochastic solvers only).
     validation_scores_ : list of float or None
+        Validation accuracy after each epoch with ``early_stopping=True``.
+    validation_loss_curve_ : list of float or None
+        The loss on the validation rows after each epoch with
+        ``early_stopping=True`` (the training loss without the L2 penalty);
+        also ``valid_loss`` in ``net_.history``.
     best_validation_score_ : float or None
+        The best validation accuracy with ``early_stopping=True``.
     t_ : int
+        Number of training samples seen.
     coefs_ : list of ndarray
         Weight matrices of the dense head, as in :class:`MLPClassifier`
         (the convolution kernels are in ``net_.module_``).
@@ -328,11 +425,16 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     n_features_in_ : int
         Number of values per sample.
     n_iter_ : int
+        Number of epochs (or L-BFGS iterations) run.
     n_layers_ : int
         Conv blocks plus dense layers plus the input layer.
     n_outputs_ : int
+        Number of outputs.
     out_activation_ : str
+        ``'logistic'`` (binary, multilabel) or ``'softmax'`` (multiclass).
     net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_`` is the torch module and
+        ``net_.history`` the per-epoch history.
 
     See Also
     --------
@@ -376,6 +478,7 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         *,
         batch_norm=True,
         signal=False,
+        data_format="channels_first",
         random_shift=0,
         global_pool=False,
         solver="adam",
@@ -413,6 +516,7 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         self.activation = activation
         self.batch_norm = batch_norm
         self.signal = signal
+        self.data_format = data_format
         self.random_shift = random_shift
         self.global_pool = global_pool
         self.solver = solver
@@ -471,7 +575,8 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
     one-channel images (``(n, C, L)`` signals with ``signal=True``) and a 4-D
     X of shape ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D
     convolutions and signals 1-D convolutions. Prediction takes X in the
-    form of the training data or flattened.
+    form of the training data or flattened. ``data_format='channels_last'``
+    reads Keras' layouts, ``(n, H, W, C)`` images and ``(n, L, C)`` signals.
 
     **Defaults.** Those of :class:`ConvClassifier` (filters, kernels,
     pooling, dense head, ``learning_rate_init=0.003``, ``max_iter=45``) but
@@ -488,9 +593,11 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
     Parameters
     ----------
     input_shape : tuple of int, default=None
-        Shape of one sample: ``(C, H, W)`` or ``(H, W)`` for images, ``(C, L)``
-        (with ``signal=True``) or ``(L,)`` for signals. None infers it as
-        described above. A shape that does not match X raises a ValueError.
+        Shape of one sample, in the order of ``data_format``: ``(C, H, W)``
+        or ``(H, W)`` for images, ``(C, L)`` (with ``signal=True``) or
+        ``(L,)`` for signals; ``(H, W, C)`` and ``(L, C)`` with
+        ``data_format='channels_last'``. None infers it as described above.
+        A shape that does not match X raises a ValueError.
     filters : tuple of int, default=(48, 96)
         Output channels of each conv block.
     kernel_size : int, default=3
@@ -520,6 +627,9 @@ default='squared_error'
     signal : bool, default=False
         Read a 2-entry ``input_shape`` (or a 3-D X) as ``(C, L)`` signals
         rather than ``(H, W)`` images.
+    data_format : {'channels_first', 'channels_last'}, default='channels_first'
+        Where the channels are in each sample of X and in ``input_shape``,
+        as in :class:`ConvClassifier`.
     random_shift : int, default=0
         Data augmentation: in training only, each sample of each batch is
         translated by its own random whole number of positions in
@@ -600,7 +710,8 @@ default='squared_error'
     Attributes
     ----------
     input_shape_ : tuple of int
-        The sample shape used: ``(C, H, W)`` or ``(C, L)``.
+        The sample shape of the network, channels first: ``(C, H, W)`` or
+        ``(C, L)``.
     loss_ : float
         The loss at the end of training.
     best_loss_ : float or None
@@ -609,6 +720,10 @@ default='squared_error'
         The training loss after each epoch (stochastic solvers only).
     validation_scores_ : list of float or None
         Validation R^2 after each epoch with ``early_stopping=True``.
+    validation_loss_curve_ : list of float or None
+        The loss on the validation rows after each epoch with
+        ``early_stopping=True`` (the training loss without the L2 penalty);
+        also ``valid_loss`` in ``net_.history``.
     best_validation_score_ : float or None
         The best validation R^2 with ``early_stopping=True``.
     t_ : int
@@ -675,6 +790,7 @@ default='squared_error'
         loss="squared_error",
         batch_norm=False,
         signal=False,
+        data_format="channels_first",
         random_shift=0,
         global_pool=False,
         solver="adam",
@@ -712,6 +828,7 @@ default='squared_error'
         self.loss = loss
         self.batch_norm = batch_norm
         self.signal = signal
+        self.data_format = data_format
         self.random_shift = random_shift
         self.global_pool = global_pool
         self.solver = solver

@@ -37,6 +37,7 @@ from skorch.callbacks import EpochTimer
 from torch import nn
 from tqdm import tqdm
 
+from ._closed_form import ClosedFormStep
 from ._modules import penalized_parameters, row_keys
 from ._optim import LBFGS
 from ._registry import LOSSES
@@ -189,7 +190,7 @@ class DeviceData:
     def rows(self, idx):
         """The rows ``idx`` (an index tensor) of X, dense, on the device."""
         if self.sparse is None:
-            return self.X[idx]
+            return self.X.index_select(0, idx)
         return _to_tensor(self.sparse[idx.cpu().numpy()].toarray(), self.device, self.dtype)
 
     def chunks(self, max_values=2**24):
@@ -347,7 +348,7 @@ class GraphedStep(StepGraphs):
         d = self.data
         keys = d.keys[idx] if self.keyed else None
         loss = self.net.step_on(
-            d.rows(idx), d.y[idx], None if d.w is None else d.w[idx], keys=keys
+            d.rows(idx), d.y.index_select(0, idx), None if d.w is None else d.w[idx], keys=keys
         )
         self.acc.add_(loss, alpha=idx.shape[0])
 
@@ -372,21 +373,92 @@ class GraphedStep(StepGraphs):
 class NetCheckpoint:
     """What training changes in a :class:`FastNet`, to put back on failure:
     its attributes, the module's and the optimizer's state and the length of
-    the history."""
+    the history.
+
+    :meth:`take` (again) refreshes the copies in place, with one
+    ``_foreach_copy_`` over all tensors, when the net's tensors are the
+    same objects as last time: a checkpoint per epoch costs a few
+    microseconds, not a deep copy of the optimizer's state.
+    """
 
     def __init__(self, net):
         self.net = net
-        self.attrs = dict(net.__dict__)
-        self.module = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
-        self.optimizer = copy.deepcopy(net.optimizer_.state_dict())
-        self.history = len(net.history)
+        self._live = None
+        self._module = (None, None)
+        self.take()
 
+    def _tensors(self):
+        """The module's parameters and buffers, then the optimizer state's
+        tensors, in a fixed order."""
+        net = self.net
+        module, tensors = self._module
+        if module is not net.module_:
+            # a module's tensors stay the same objects while it trains
+            tensors = list(net.module_.state_dict(keep_vars=True).values())
+            self._module = (net.module_, tensors)
+        tensors = list(tensors)
+        for state in net.optimizer_.state.values():
+            tensors.extend(v for v in state.values() if isinstance(v, torch.Tensor))
+        return tensors
+
+    def _structure(self):
+        """The optimizer state's keys per parameter (the tensors aside)."""
+        return [
+            (id(p), tuple((k, None if isinstance(v, torch.Tensor) else v) for k, v in st.items()))
+            for p, st in self.net.optimizer_.state.items()
+        ]
+
+    @torch.no_grad()
+    def take(self):
+        """Save the net's state now (in place of the last one saved)."""
+        net = self.net
+        self.attrs = dict(net.__dict__)
+        self.history = len(net.history)
+        self.groups = [
+            {k: v for k, v in g.items() if k != "params"} for g in net.optimizer_.param_groups
+        ]
+        live = self._tensors()
+        structure = self._structure()
+        if (
+            self._live is not None
+            and structure == self.structure
+            and len(live) == len(self._live)
+            and all(a is b for a, b in zip(live, self._live))
+        ):
+            torch._foreach_copy_(self.copies, [t.detach() for t in live])
+            return
+        # references held: the identities compared above stay meaningful
+        self._live, self.structure = live, structure
+        self.copies = [t.detach().clone() for t in live]
+        # the state's layout: its tensors are the copies after the module's
+        self.optimizer_state = {p: dict(st) for p, st in net.optimizer_.state.items()}
+
+    @torch.no_grad()
     def restore(self):
         net = self.net
         net.__dict__.clear()
         net.__dict__.update(self.attrs)
-        net.module_.load_state_dict(self.module)
-        net.optimizer_.load_state_dict(self.optimizer)
+        optimizer = net.optimizer_
+        for group, saved in zip(optimizer.param_groups, self.groups):
+            group.update(saved)
+        live = self._tensors()
+        if (
+            self._structure() == self.structure
+            and len(live) == len(self._live)
+            and all(a is b for a, b in zip(live, self._live))
+        ):
+            torch._foreach_copy_([t.detach() for t in live], self.copies)
+        else:
+            n_module = len(net.module_.state_dict())
+            torch._foreach_copy_([t.detach() for t in live[:n_module]], self.copies[:n_module])
+            # the optimizer's state changed shape: put the saved one back
+            copies = iter(self.copies[n_module:])
+            optimizer.state.clear()
+            for p, st in self.optimizer_state.items():
+                optimizer.state[p] = {
+                    k: (next(copies).clone() if isinstance(v, torch.Tensor) else v)
+                    for k, v in st.items()
+                }
         del net.history[self.history :]
         net.reset_graphs()
 
@@ -528,6 +600,9 @@ class FastNet(NeuralNet):
         is added to the reported loss outside autograd; with weights, the
         penalty is differentiated with the loss.
         """
+        closed = self._closed
+        if closed is not None and keys is None:
+            return closed(Xb, yb, wb)
         self.optimizer_.zero_grad(set_to_none=True)
         with self.autocast():
             if wb is None and keys is None:
@@ -598,9 +673,17 @@ class FastNet(NeuralNet):
             )
         return super().get_iterator(dataset, training=training)
 
+    #: whether CPU steps of a plain MLP may run in closed form
+    #: (:mod:`sknets._closed_form`); tests switch it off to compare
+    closed_form = True
+    _closed = None
+
     def _stepper(self, data):
         key = (id(data), self.optimizer_)
-        if getattr(self, "_stepper_key", None) != key:
+        closed = self._closed
+        if getattr(self, "_stepper_key", None) != key or (
+            closed is not None and not closed.valid()
+        ):
             capture = (
                 self.cuda_graphs
                 and self.torch_device.type == "cuda"
@@ -612,12 +695,14 @@ class FastNet(NeuralNet):
             )
             self._acc = torch.zeros((), dtype=self.dtype, device=self.torch_device)
             self._step = GraphedStep(self, data, self._acc, capture=capture)
+            self._closed = None if capture else ClosedFormStep.build(self)
             self._stepper_key = key
         return self._step
 
     def reset_graphs(self):
         """Forget captured graphs (call after changing the learning rate)."""
         self._stepper_key = None
+        self._closed = None
 
     def run_single_epoch(self, iterator, training, prefix, step_fn=None, **fit_params):
         """One pass over ``iterator``; records ``{prefix}_loss`` in the history.
@@ -629,7 +714,8 @@ class FastNet(NeuralNet):
         if iterator is None:
             return None
         step = self._stepper(iterator.data)
-        self._set_training(training)
+        if self.module_.training != training or self.criterion_.training != training:
+            self._set_training(training)
         self._acc.zero_()
         step.run(iterator.order(), iterator.batch_size)
         loss = self._acc.item() / len(iterator.data)
@@ -742,7 +828,7 @@ class FastNet(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        for key in ("_generator", "_step", "_acc", "_stepper_key"):
+        for key in ("_generator", "_step", "_acc", "_stepper_key", "_closed"):
             state.pop(key, None)
         return state
 

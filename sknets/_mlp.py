@@ -42,9 +42,12 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
     """Multi-layer perceptron classifier trained with PyTorch through skorch.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPClassifier`:
-    the same parameters, defaults and fitted attributes, trained on the GPU
-    when there is one. Binary, multiclass and multilabel (2-D indicator y)
-    classification; labels of any type.
+    the same parameters, defaults and fitted attributes (and two more,
+    ``net_`` and ``validation_loss_curve_``), trained on the GPU when there
+    is one. Binary, multiclass and multilabel (2-D indicator y)
+    classification; labels of any type. A one-hot y (exactly one 1 per
+    row) is multilabel, as in scikit-learn, and warns: pass class labels
+    for a multiclass classifier.
 
     Parameters
     ----------
@@ -99,9 +102,10 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
     nesterovs_momentum : bool, default=True
         Whether to use Nesterov's momentum with ``solver='sgd'``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified)
-        and stop when its accuracy stops improving; the best weights are
-        kept. Nothing is held out when False.
+        Hold out ``validation_fraction`` of the training data (stratified
+        in binary classification, as in scikit-learn) and stop when its
+        accuracy stops improving; the best weights are kept. Nothing is
+        held out when False.
     validation_fraction : float, default=0.1
         Proportion of the training data held out for early stopping.
     beta_1 : float, default=0.9
@@ -141,6 +145,11 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
         The training loss after each epoch (stochastic solvers only).
     validation_scores_ : list of float or None
         Validation accuracy after each epoch with ``early_stopping=True``.
+    validation_loss_curve_ : list of float or None
+        The log loss on the validation rows after each epoch with
+        ``early_stopping=True`` (without the L2 penalty); also
+        ``valid_loss`` in ``net_.history``. Not an attribute of
+        scikit-learn's MLPs.
     best_validation_score_ : float or None
         The best validation accuracy with ``early_stopping=True``.
     t_ : int
@@ -171,7 +180,7 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
     --------
     MLPRegressor : Multi-layer perceptron regressor.
     ConvClassifier : Convolutional network classifier.
-    sklearn.neural_network.MLPClassifier : scikit-learn's CPU implementation.
+    sklearn.neural_network.MLPClassifier : The CPU implementation of scikit-learn.
 
     Examples
     --------
@@ -256,8 +265,9 @@ class MLPRegressor(RegressorMixin, _MLPMixin, _RegressorNet):
     """Multi-layer perceptron regressor trained with PyTorch through skorch.
 
     A drop-in replacement for :class:`sklearn.neural_network.MLPRegressor`:
-    the same parameters, defaults and fitted attributes, trained on the GPU
-    when there is one. 1-D y gives 1-D predictions; 2-D y is multi-output.
+    the same parameters, defaults and fitted attributes (and two more,
+    ``net_`` and ``validation_loss_curve_``), trained on the GPU when there
+    is one. 1-D y gives 1-D predictions; 2-D y is multi-output.
 
     Parameters
     ----------
@@ -339,6 +349,11 @@ default='squared_error'
         The training loss after each epoch (stochastic solvers only).
     validation_scores_ : list of float or None
         Validation R^2 after each epoch with ``early_stopping=True``.
+    validation_loss_curve_ : list of float or None
+        The loss on the validation rows after each epoch with
+        ``early_stopping=True`` (without the L2 penalty); also
+        ``valid_loss`` in ``net_.history``. Not an attribute of
+        scikit-learn's MLPs.
     best_validation_score_ : float or None
         The best validation R^2 with ``early_stopping=True``.
     t_ : int
@@ -367,7 +382,7 @@ default='squared_error'
     --------
     MLPClassifier : Multi-layer perceptron classifier.
     ConvRegressor : Convolutional network regressor.
-    sklearn.neural_network.MLPRegressor : scikit-learn's CPU implementation.
+    sklearn.neural_network.MLPRegressor : The CPU implementation of scikit-learn.
 
     Examples
     --------

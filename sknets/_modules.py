@@ -278,6 +278,8 @@ class MLPModule(nn.Module):
             for fan_in, fan_out in zip(widths, widths[1:])
         )
         self.activation = ACTIVATIONS[activation]()
+        #: the activation's registry name (for the closed-form step)
+        self.activation_name = activation
         self.stream = RandomStream(seed) if stream is None else stream
         self.dropout = Dropout(dropout, self.stream) if dropout > 0 else nn.Identity()
         # scikit-learn's initialisation, draw for draw: Glorot uniform from a

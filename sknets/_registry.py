@@ -9,11 +9,13 @@ prediction and the batched model selection all read these records:
   arguments, whether it trains in mini-batch epochs, its fused / capturable
   kernels, decoupled decay, learning-rate schedules, batched training);
 * :data:`LOSSES`: :class:`Loss` records (the per-sample loss on the raw
-  network output, and whether it takes ``label_smoothing``);
+  network output, its closed-form gradient, and whether it takes
+  ``label_smoothing``);
 * :data:`OUT_ACTIVATIONS`: :class:`OutActivation` records (the output
   activation in torch and in numpy);
 * :data:`ACTIVATIONS`: :class:`Activation` records (the hidden-layer
-  activation module).
+  activation module, and its closed-form forward and backward where it has
+  one).
 """
 
 from dataclasses import dataclass
@@ -134,13 +136,17 @@ class Loss:
     """A per-sample loss on the raw network output: ``fn(z, y) -> (n,)``.
 
     ``smoothable`` losses (of class targets) take a ``label_smoothing``
-    keyword.
+    keyword. ``grad(z, y, label_smoothing) -> (loss, dloss_dz)`` gives the
+    per-sample loss (as ``fn``) and its derivative with respect to each
+    sample's raw output, in closed form, for the closed-form training step
+    (:mod:`sknets._closed_form`); None: autograd only.
     """
 
     name: str
     fn: Callable
     doc: str
     smoothable: bool = False
+    grad: Callable = None
 
 
 def _cross_entropy(z, y, label_smoothing=0.0):
@@ -155,6 +161,21 @@ def _binary_cross_entropy(z, y, label_smoothing=0.0):
     return F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1)
 
 
+def _cross_entropy_grad(z, y, label_smoothing=0.0):
+    logp = torch.log_softmax(z, dim=1)
+    target = torch.zeros_like(z).scatter_(1, y[:, None], 1.0)
+    if label_smoothing:
+        target.mul_(1.0 - label_smoothing).add_(label_smoothing / z.shape[1])
+    return -(target * logp).sum(1), logp.exp_().sub_(target)
+
+
+def _binary_cross_entropy_grad(z, y, label_smoothing=0.0):
+    if label_smoothing:
+        y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    loss = F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1)
+    return loss, torch.sigmoid(z).sub_(y)
+
+
 def _half_squared_error(z, y):
     return 0.5 * (z - y).square().mean(1)
 
@@ -165,25 +186,50 @@ def _poisson(z, y):
     return (torch.xlogy(y, y) - y - y * z + torch.exp(z)).sum(1)
 
 
+def _half_squared_error_grad(z, y, label_smoothing=0.0):
+    diff = z - y
+    k = z.shape[1]
+    return 0.5 * diff.square().mean(1), diff if k == 1 else diff.div_(k)
+
+
+def _poisson_grad(z, y, label_smoothing=0.0):
+    mu = torch.exp(z)
+    return (torch.xlogy(y, y) - y - y * z + mu).sum(1), mu.sub_(y)
+
+
 def _absolute_error(z, y):
     return (z - y).abs().mean(1)
+
+
+def _absolute_error_grad(z, y, label_smoothing=0.0):
+    diff = z - y
+    return diff.abs().mean(1), diff.sign_().div_(z.shape[1])
 
 
 def _huber(z, y):
     return F.huber_loss(z, y, reduction="none", delta=1.0).mean(1)
 
 
+def _huber_grad(z, y, label_smoothing=0.0):
+    loss = _huber(z, y)
+    return loss, (z - y).clamp_(-1.0, 1.0).div_(z.shape[1])
+
+
 #: Per-sample losses by name.
 LOSSES = {
     s.name: s
     for s in (
-        Loss("log_loss", _cross_entropy, "softmax cross-entropy (multiclass)", smoothable=True),
+        Loss("log_loss", _cross_entropy, "softmax cross-entropy (multiclass)", smoothable=True,
+             grad=_cross_entropy_grad),
         Loss("binary_log_loss", _binary_cross_entropy,
-             "sigmoid cross-entropy summed over outputs (binary, multilabel)", smoothable=True),
-        Loss("squared_error", _half_squared_error, "half the mean squared error over outputs"),
-        Loss("poisson", _poisson, "Poisson deviance with the log link"),
-        Loss("absolute_error", _absolute_error, "mean absolute error over outputs"),
-        Loss("huber", _huber, "Huber loss with delta 1, mean over outputs"),
+             "sigmoid cross-entropy summed over outputs (binary, multilabel)", smoothable=True,
+             grad=_binary_cross_entropy_grad),
+        Loss("squared_error", _half_squared_error, "half the mean squared error over outputs",
+             grad=_half_squared_error_grad),
+        Loss("poisson", _poisson, "Poisson deviance with the log link", grad=_poisson_grad),
+        Loss("absolute_error", _absolute_error, "mean absolute error over outputs",
+             grad=_absolute_error_grad),
+        Loss("huber", _huber, "Huber loss with delta 1, mean over outputs", grad=_huber_grad),
     )
 }
 
@@ -226,12 +272,21 @@ OUT_ACTIVATIONS = {
 class Activation:
     """A hidden-layer activation: ``module()`` makes the torch module.
     ``glorot_factor`` is the numerator of scikit-learn's Glorot bound
-    ``sqrt(factor / (fan_in + fan_out))``."""
+    ``sqrt(factor / (fan_in + fan_out))``.
+
+    For the closed-form training step (:mod:`sknets._closed_form`),
+    ``forward_(a)`` applies the activation in place to the pre-activation
+    ``a`` and returns it, and ``backward(grad, out)`` is the gradient with
+    respect to the pre-activation from the activation's *output* ``out``;
+    None for activations whose derivative needs the input (autograd only).
+    """
 
     name: str
     module: Callable
     doc: str
     glorot_factor: float = 6.0
+    forward_: Callable = None
+    backward: Callable = None
 
     def __call__(self):
         return self.module()
@@ -242,11 +297,16 @@ class Activation:
 ACTIVATIONS = {
     s.name: s
     for s in (
-        Activation("identity", nn.Identity, "no activation"),
-        Activation("logistic", nn.Sigmoid, "the sigmoid, scikit-learn's name", glorot_factor=2.0),
-        Activation("sigmoid", nn.Sigmoid, "the sigmoid, Keras' name", glorot_factor=2.0),
-        Activation("tanh", nn.Tanh, "hyperbolic tangent"),
-        Activation("relu", nn.ReLU, "rectified linear unit"),
+        Activation("identity", nn.Identity, "no activation",
+                   forward_=lambda a: a, backward=lambda g, out: g),
+        Activation("logistic", nn.Sigmoid, "the sigmoid, scikit-learn's name", glorot_factor=2.0,
+                   forward_=torch.sigmoid_, backward=torch.ops.aten.sigmoid_backward),
+        Activation("sigmoid", nn.Sigmoid, "the sigmoid, Keras' name", glorot_factor=2.0,
+                   forward_=torch.sigmoid_, backward=torch.ops.aten.sigmoid_backward),
+        Activation("tanh", nn.Tanh, "hyperbolic tangent",
+                   forward_=torch.tanh_, backward=torch.ops.aten.tanh_backward),
+        Activation("relu", nn.ReLU, "rectified linear unit", forward_=torch.relu_,
+                   backward=lambda g, out: torch.ops.aten.threshold_backward(g, out, 0)),
         Activation("leaky_relu", nn.LeakyReLU, "leaky ReLU, slope 0.01"),
         Activation("elu", nn.ELU, "exponential linear unit"),
         Activation("gelu", nn.GELU, "Gaussian error linear unit"),

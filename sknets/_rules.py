@@ -6,9 +6,11 @@ epochs without an improvement of more than ``tol``, and the learning-rate
 schedules of SGD (``'invscaling'`` after every epoch, ``'adaptive'``
 dividing the rate by 5 where another solver or schedule would stop).
 :class:`EpochRules` applies them to ``M`` members at once, each a tensor of
-shape ``(M,)`` in float64: a single fit is one member (on the CPU), the
-batched trainer of :mod:`sknets.model_selection` runs all its members
-through the very same code on its device.
+shape ``(M,)`` in float64: a single fit is one member, kept in numpy arrays
+on the host (``device=None``: a handful of microseconds per epoch where
+torch's per-operator overhead costs tens), and the batched trainer of
+:mod:`sknets.model_selection` runs all its members through the very same
+code as torch tensors on its device.
 
 What is *not* here is the driver's: how many epochs a call may run
 (``max_iter`` per ``fit``, one per ``partial_fit``), what a diverged network
@@ -18,7 +20,42 @@ is printed.
 
 import math
 
+import numpy as np
 import torch
+
+
+class _NumpyOps:
+    """The few array functions the rules use, in numpy."""
+
+    @staticmethod
+    def as_array(x):
+        return np.array(x, dtype=np.float64).reshape(-1)
+
+    full = staticmethod(lambda shape, value: np.full(shape, value, dtype=np.float64))
+    zeros = staticmethod(lambda shape: np.zeros(shape, dtype=np.float64))
+    where = staticmethod(np.where)
+    trues = staticmethod(lambda like: np.ones(like.shape, dtype=bool))
+    falses = staticmethod(lambda like: np.zeros(like.shape, dtype=bool))
+
+
+class _TorchOps:
+    """The same functions in torch, on one device."""
+
+    def __init__(self, device):
+        self.f64 = dict(dtype=torch.float64, device=device)
+
+    def as_array(self, x):
+        return torch.as_tensor(x, **self.f64).reshape(-1).clone()
+
+    def full(self, shape, value):
+        return torch.full(shape, value, **self.f64)
+
+    def zeros(self, shape):
+        return torch.zeros(shape, **self.f64)
+
+    where = staticmethod(torch.where)
+    trues = staticmethod(lambda like: torch.ones_like(like, dtype=torch.bool))
+    falses = staticmethod(lambda like: torch.zeros_like(like, dtype=torch.bool))
 
 
 class EpochRules:
@@ -39,7 +76,9 @@ class EpochRules:
         the best loss or score so far, the count of epochs without
         improvement, the samples seen, the learning rate. None: a fresh fit
         (``inf`` or ``-inf``, 0, 0, ``learning_rate_init``).
-    device : torch.device, default='cpu'
+    device : torch.device or None, default='cpu'
+        Where the state lives: torch tensors on this device, or numpy
+        arrays for None (and then :meth:`end_epoch` takes numpy arrays).
     """
 
     def __init__(
@@ -56,34 +95,30 @@ class EpochRules:
         lr=None,
         device="cpu",
     ):
-        f64 = dict(dtype=torch.float64, device=device)
-        self.tol = torch.as_tensor(tol, **f64).reshape(-1)
+        ops = self.ops = _NumpyOps() if device is None else _TorchOps(device)
+        self.tol = ops.as_array(tol)
         M = self.tol.shape[0]
-        self.patience = torch.as_tensor(n_iter_no_change, **f64).reshape(M)
-        self.lr_init = torch.as_tensor(learning_rate_init, **f64).reshape(M)
-        self.power_t = torch.as_tensor(power_t, **f64).reshape(M)
+        self.patience = ops.as_array(n_iter_no_change).reshape(M)
+        self.lr_init = ops.as_array(learning_rate_init).reshape(M)
+        self.power_t = ops.as_array(power_t).reshape(M)
         self.schedule = schedule
         self.early_stopping = bool(early_stopping)
         start = -math.inf if early_stopping else math.inf
-        self.best = torch.full((M,), start, **f64) if best is None else (
-            torch.as_tensor(best, **f64).reshape(M).clone()
-        )
+        self.best = ops.full((M,), start) if best is None else ops.as_array(best).reshape(M)
         self.no_improvement = (
-            torch.zeros(M, **f64)
-            if no_improvement is None
-            else torch.as_tensor(no_improvement, **f64).reshape(M).clone()
+            ops.zeros(M) if no_improvement is None else ops.as_array(no_improvement).reshape(M)
         )
-        self.t = torch.zeros(M, **f64) if t is None else torch.as_tensor(t, **f64).reshape(M)
-        self.lr = self.lr_init if lr is None else torch.as_tensor(lr, **f64).reshape(M)
+        self.t = ops.zeros(M) if t is None else ops.as_array(t).reshape(M)
+        self.lr = self.lr_init if lr is None else ops.as_array(lr).reshape(M)
 
     def end_epoch(self, loss, score, n_rows, running=None):
         """Apply the rules to the epoch that just ended.
 
         Parameters
         ----------
-        loss : tensor of shape (M,)
+        loss : float64 tensor (numpy array for ``device=None``) of shape (M,)
             The epoch's training loss of each member.
-        score : tensor of shape (M,) or None
+        score : float64 tensor (numpy array) of shape (M,) or None
             The validation score of each member (``early_stopping``).
         n_rows : tensor of shape (M,) or float
             Training samples of each member's epoch.
@@ -101,27 +136,26 @@ class EpochRules:
         converged : bool tensor of shape (M,)
             No improvement for more than ``n_iter_no_change`` epochs: stop.
         """
-        best = self.best
-        run = torch.ones_like(best, dtype=torch.bool) if running is None else running
-        loss = loss.to(torch.float64)
+        ops, best = self.ops, self.best
+        where = ops.where
+        run = ops.trues(best) if running is None else running
         if self.early_stopping:
-            score = score.to(torch.float64)
             worse = score < best + self.tol
             improved = run & (score > best)
-            self.best = torch.where(improved, score, best)
+            self.best = where(improved, score, best)
         else:
             worse = loss > best - self.tol
-            improved = torch.zeros_like(run)
-            self.best = torch.where(run & (loss < best), loss, best)
+            improved = ops.falses(run)
+            self.best = where(run & (loss < best), loss, best)
         count = self.no_improvement
-        self.no_improvement = torch.where(run, torch.where(worse, count + 1, 0.0), count)
-        self.t = torch.where(run, self.t + n_rows, self.t)
+        self.no_improvement = where(run, where(worse, count + 1, 0.0), count)
+        self.t = where(run, self.t + n_rows, self.t)
         if self.schedule == "invscaling":
-            self.lr = torch.where(run, self.lr_init / (self.t + 1) ** self.power_t, self.lr)
+            self.lr = where(run, self.lr_init / (self.t + 1) ** self.power_t, self.lr)
         stalled = run & (self.no_improvement > self.patience)
-        shrunk = torch.zeros_like(stalled)
+        shrunk = ops.falses(stalled)
         if self.schedule == "adaptive":
             shrunk = stalled & (self.lr > 1e-6)
-            self.lr = torch.where(shrunk, self.lr / 5.0, self.lr)
-            self.no_improvement = torch.where(shrunk, 0.0, self.no_improvement)
+            self.lr = where(shrunk, self.lr / 5.0, self.lr)
+            self.no_improvement = where(shrunk, 0.0, self.no_improvement)
         return improved, shrunk, stalled & ~shrunk

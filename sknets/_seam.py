@@ -104,6 +104,11 @@ class TrainingResult:
     layers: list
     loss_curve: list
     validation_scores: list = None
+    #: with ``early_stopping``: the loss on the validation rows after each
+    #: epoch (the criterion without the penalty); None where the trainer
+    #: does not measure it, and the estimator then has no
+    #: ``validation_loss_curve_`` values (None) nor ``valid_loss`` history
+    validation_losses: list = None
     best: float = None
     no_improvement: int = 0
     t: int = 0

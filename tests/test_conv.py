@@ -129,6 +129,113 @@ def test_nested_lists_are_read_by_their_shape():
     np.testing.assert_array_equal(clf.predict_proba(X4.tolist()), clf.predict_proba(X4))
 
 
+# -- data_format: Keras' channels-last layout ---------------------------------------
+
+
+def test_channels_last_images_train_as_their_channels_first_transpose():
+    """(n, H, W, C) with data_format='channels_last' is the same model as the
+    transposed (n, C, H, W) array with the default, in every form of X."""
+    X4, y = _images(channels=3)
+    X_last = np.ascontiguousarray(np.moveaxis(X4, 1, -1))  # (n, 6, 5, 3)
+    first = _quiet_fit(ConvClassifier(**TINY), X4, y)
+    last = _quiet_fit(ConvClassifier(data_format="channels_last", **TINY), X_last, y)
+    assert last.input_shape_ == first.input_shape_ == (3, 6, 5)
+    (conv,) = _convs(last)
+    assert isinstance(conv, nn.Conv2d) and conv.in_channels == 3
+    expected = first.predict_proba(X4)
+    np.testing.assert_array_equal(last.predict_proba(X_last), expected)
+    # flattened channels-last rows, read through a channels-last input_shape
+    flat = _quiet_fit(
+        ConvClassifier(input_shape=(6, 5, 3), data_format="channels_last", **TINY),
+        X_last.reshape(len(X4), -1),
+        y,
+    )
+    assert flat.input_shape_ == (3, 6, 5)
+    np.testing.assert_array_equal(flat.predict_proba(X_last.reshape(len(X4), -1)), expected)
+    np.testing.assert_array_equal(flat.predict_proba(X_last), expected)
+
+
+def test_channels_last_signals():
+    X4, y = _images(channels=1)
+    X3 = X4[:, 0]  # (n, 6, 5): 6 channels of 5 values, channels first
+    first = _quiet_fit(ConvClassifier(signal=True, **TINY), X3, y)
+    last = _quiet_fit(
+        ConvClassifier(signal=True, data_format="channels_last", **TINY),
+        np.ascontiguousarray(X3.transpose(0, 2, 1)),  # (n, 5, 6): steps, channels
+        y,
+    )
+    assert last.input_shape_ == first.input_shape_ == (6, 5)
+    np.testing.assert_array_equal(
+        last.predict_proba(X3.transpose(0, 2, 1)), first.predict_proba(X3)
+    )
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channels_last_looking_images_warn(channels):
+    """Keras-shaped (n, 8, 8, C) images read channels first (the default)
+    warn, naming data_format='channels_last'; the reading is unchanged."""
+    X4, y = _images(channels=channels, height=8, width=8)
+    X_last = np.moveaxis(X4, 1, -1)
+    msg = (
+        f"reads samples of shape (8, 8, {channels}) as 8 channels of 8x{channels} "
+        "images (data_format='channels_first', the default), but their last axis "
+        "looks like channels."
+    )
+    with pytest.warns(UserWarning, match=re.escape(msg)) as record:
+        clf = _quiet_fit(ConvClassifier(**TINY), X_last, y)
+    assert "pass data_format='channels_last'" in str(record[0].message)
+    assert clf.input_shape_ == (8, 8, channels)
+    # the same with an explicit Keras-ordered input_shape on flat rows
+    with pytest.warns(UserWarning, match="data_format='channels_last'"):
+        _quiet_fit(ConvClassifier(input_shape=(8, 8, channels), **TINY), X_last.reshape(40, -1), y)
+
+
+def test_channels_last_looking_signals_warn():
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 40, 1))  # Keras Conv1D: (n, steps, channels)
+    y = np.arange(30) % 2
+    with pytest.warns(UserWarning, match=re.escape("40 channels of signals of length 1")):
+        _quiet_fit(ConvClassifier(signal=True, **TINY), X, y)
+
+
+@pytest.mark.parametrize(
+    "shape, data_format",
+    [
+        ((3, 8, 8), "channels_first"),  # channels first, RGB
+        ((1, 8, 8), "channels_first"),
+        ((3, 8, 4), "channels_first"),  # both axes could be channels: no guess
+        ((8, 8, 3), "channels_last"),  # said so
+        ((6, 5, 7), "channels_first"),  # no axis looks like channels
+    ],
+)
+def test_no_channels_warning(shape, data_format):
+    X = np.random.default_rng(0).random((30, *shape))
+    y = np.arange(30) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ConvClassifier(data_format=data_format, **TINY).fit(X, y)
+
+
+def test_data_format_is_validated():
+    X = np.random.default_rng(0).random((10, 16))
+    y = np.arange(10) % 2
+    with pytest.raises(InvalidParameterError, match="data_format"):
+        ConvClassifier(data_format="NHWC", **TINY).fit(X, y)
+
+
+def test_one_hot_y_is_multilabel_and_warns(small_digits):
+    """to_categorical-style y keeps scikit-learn's multilabel meaning, with a
+    warning naming y.argmax(axis=1)."""
+    X, y = small_digits
+    Y = np.eye(10)[y]
+    with pytest.warns(UserWarning, match=re.escape("y.argmax(axis=1)")) as record:
+        clf = _quiet_fit(ConvClassifier(**TINY), X, Y)
+    assert len([w for w in record if "one-hot" in str(w.message)]) == 1
+    assert clf.out_activation_ == "logistic"
+    assert clf.predict(X[:5]).shape == (5, 10)
+
+
 @pytest.mark.parametrize(
     "n_features, signal, expected",
     [
@@ -572,3 +679,26 @@ def test_digits_cross_validation_accuracy():
         scores = cross_val_score(clf, X, y, cv=5)
     assert scores.mean() >= 0.975
     assert scores.min() >= 0.94
+
+
+def test_validation_loss_curve_is_the_smoothed_loss(small_digits):
+    """ConvClassifier's validation loss is its training loss (log loss with
+    label smoothing 0.1) on the held-out rows: at the best epoch, that of the
+    restored weights, computed here from predict_proba."""
+    X, y = small_digits
+    clf = ConvClassifier(
+        **{**TINY, "max_iter": 40},
+        batch_norm=False,  # no statistics recomputed after the epochs
+        early_stopping=True,
+        tol=0.0,
+        n_iter_no_change=3,
+    ).fit(X, y)
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == clf.n_iter_
+    assert clf.net_.history[:, "valid_loss"] == clf.validation_loss_curve_
+    targets = clf._encode_targets(y, first_call=False)[0]
+    val = clf._early_stopping_split(targets, clf._seed)[1]
+    proba = clf.predict_proba(X[val])
+    smoothed = 0.9 * np.eye(10)[y[val]] + 0.1 / 10
+    expected = -(smoothed * np.log(proba)).sum(axis=1).mean()
+    best = int(np.argmax(clf.validation_scores_))
+    np.testing.assert_allclose(clf.validation_loss_curve_[best], expected, rtol=1e-6)

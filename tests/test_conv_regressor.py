@@ -149,6 +149,24 @@ def test_input_shape_inference(n_features, signal, expected):
     assert all(type(m) is conv for m in _convs(reg))
 
 
+def test_channels_last_images(signals):
+    """data_format is shared with ConvClassifier: (n, H, W, C) images with
+    'channels_last' are the transposed (n, C, H, W) images, and Keras-shaped
+    images read channels first warn."""
+    rng = np.random.default_rng(0)
+    X4 = rng.random((40, 3, 6, 5))
+    y = X4[:, 0].mean(axis=(1, 2))
+    X_last = np.ascontiguousarray(np.moveaxis(X4, 1, -1))
+    first = _quiet_fit(ConvRegressor(**TINY), X4, y)
+    last = _quiet_fit(ConvRegressor(data_format="channels_last", **TINY), X_last, y)
+    assert last.input_shape_ == (3, 6, 5)
+    np.testing.assert_array_equal(last.predict(X_last), first.predict(X4))
+    with pytest.warns(UserWarning, match="data_format='channels_last'"):
+        _quiet_fit(ConvRegressor(**TINY), X_last, y)
+    with pytest.raises(InvalidParameterError, match="data_format"):
+        ConvRegressor(data_format="auto", **TINY).fit(X4, y)
+
+
 def test_input_shape_errors(signals):
     X, y = signals
     msg = "input_shape=(1, 8, 8) has 64 values per sample, but X has 30 features."

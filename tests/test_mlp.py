@@ -563,12 +563,14 @@ def _public_fitted(est):
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 @pytest.mark.parametrize("Est", ESTIMATORS)
 def test_same_fitted_attribute_names_as_sklearn(Est, solver, breast_cancer):
-    """scikit-learn's names exactly, plus net_; L-BFGS has no loss_curve_,
-    best_loss_, validation_scores_ nor best_validation_score_."""
+    """scikit-learn's names exactly, plus net_ and (beside validation_scores_)
+    validation_loss_curve_; L-BFGS has no loss_curve_, best_loss_,
+    validation_scores_, validation_loss_curve_ nor best_validation_score_."""
     X, y = breast_cancer
     ours = Est(**_fast(solver=solver, max_iter=3)).fit(X, y)
     ref = SKLEARN_TWIN[Est](hidden_layer_sizes=(2,), solver=solver, max_iter=3).fit(X, y)
-    assert _public_fitted(ours) - {"net_"} == _public_fitted(ref)
+    ours_only = {"net_"} | ({"validation_loss_curve_"} if solver != "lbfgs" else set())
+    assert _public_fitted(ours) == _public_fitted(ref) | ours_only
     assert isinstance(ours.loss_, float) and isinstance(ours.n_iter_, int)
     assert ours.n_iter_ <= 3
 
@@ -1209,3 +1211,141 @@ def test_verbose_1_draws_no_progress_bar(capsys, breast_cancer):
     X, y = breast_cancer
     MLPClassifier(**_fast(max_iter=2, verbose=1, batch_size=10)).fit(X, y)
     assert "\r" not in capsys.readouterr().out
+
+
+def _validation_rows(est, X, y):
+    """The rows ``est`` (fitted once, with early_stopping) validated on: its
+    own split rule, ``_early_stopping_split``, with its first call's seed."""
+    targets = est._encode_targets(y, first_call=False)[0]
+    return est._early_stopping_split(targets, est._seed)[1]
+
+
+@pytest.mark.parametrize("Est", ESTIMATORS)
+def test_validation_loss_curve_beside_validation_scores(Est, breast_cancer, regression):
+    """With early_stopping, each epoch's validation loss is kept: its value at
+    the best epoch is the loss of the restored weights on the held-out rows,
+    computed here with scikit-learn's metrics (binary log loss; half the
+    squared error for the regressor); net_.history has it as valid_loss."""
+    from sklearn.metrics import log_loss, mean_squared_error
+
+    X, y = _data_for(Est, breast_cancer, regression)
+    est = Est(**_fast(early_stopping=True, tol=0.0, n_iter_no_change=4, max_iter=60)).fit(X, y)
+    curve = est.validation_loss_curve_
+    assert isinstance(curve, list) and all(isinstance(v, float) for v in curve)
+    assert len(curve) == len(est.validation_scores_) == est.n_iter_
+    assert est.net_.history[:, "valid_loss"] == curve
+    assert est.net_.history[:, "train_loss"] == est.loss_curve_
+
+    val = _validation_rows(est, X, y)
+    if Est is MLPClassifier:
+        expected = log_loss(y[val], est.predict_proba(X[val]))
+    else:
+        expected = 0.5 * mean_squared_error(y[val], est.predict(X[val]))
+    best_epoch = int(np.argmax(est.validation_scores_))
+    assert best_epoch < est.n_iter_ - 1  # the restored weights are not the last ones
+    np.testing.assert_allclose(curve[best_epoch], expected, rtol=1e-6)
+    assert curve[-1] != curve[best_epoch]
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_no_validation_loss_without_early_stopping(solver, breast_cancer):
+    X, y = breast_cancer
+    clf = MLPClassifier(**_fast(max_iter=3, solver=solver)).fit(X, y)
+    if solver == "lbfgs":  # as validation_scores_: stochastic solvers only
+        assert not hasattr(clf, "validation_loss_curve_")
+    else:
+        assert clf.validation_loss_curve_ is None
+    assert all("valid_loss" not in row for row in clf.net_.history)
+
+
+def test_validation_loss_curve_goes_on_with_warm_start(breast_cancer):
+    X, y = breast_cancer
+    clf = MLPClassifier(**_fast(max_iter=3, early_stopping=True, warm_start=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        first = list(clf.validation_loss_curve_)
+        clf.fit(X, y)
+    assert len(first) == 3
+    assert clf.validation_loss_curve_[:3] == first
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == 6
+    # a fresh fit starts a new curve
+    clf.set_params(warm_start=False).fit(X, y)
+    assert len(clf.validation_loss_curve_) == clf.n_iter_ == 3
+
+
+def test_one_hot_y_is_multilabel_with_a_warning(small_digits):
+    """A to_categorical-style y keeps scikit-learn's meaning (multilabel: the
+    same fitted model as scikit-learn's kind of output), warns once per fit
+    with the fix, and the labels it names train the multiclass model."""
+    X, y = small_digits
+    Y = np.eye(10, dtype=int)[y]
+    with pytest.warns(UserWarning, match="one-hot") as record:
+        clf = MLPClassifier(**_fast(max_iter=5)).fit(X, Y)
+    messages = [str(w.message) for w in record if "one-hot" in str(w.message)]
+    assert len(messages) == 1
+    assert "treats it as multilabel" in messages[0]
+    assert "y.argmax(axis=1)" in messages[0]
+    ref = sk_nn.MLPClassifier(hidden_layer_sizes=(2,), max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(X, Y)
+    assert clf.out_activation_ == ref.out_activation_ == "logistic"
+    assert clf.predict(X[:3]).shape == (3, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        multiclass = MLPClassifier(**_fast(max_iter=5)).fit(X, Y.argmax(axis=1))
+    assert multiclass.out_activation_ == "softmax"
+
+
+def test_one_hot_partial_fit_warns_on_the_first_call_only(small_digits):
+    X, y = small_digits
+    Y = np.eye(10, dtype=int)[y]
+    clf = MLPClassifier(**_fast())
+    with pytest.warns(UserWarning, match="one-hot"):
+        clf.partial_fit(X[:200], Y[:200], classes=np.arange(10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.partial_fit(X[200:], Y[200:])
+
+
+def test_true_multilabel_y_does_not_warn(small_digits):
+    X, y = small_digits
+    Y = np.stack([y % 2, y > 4, y == 0], axis=1).astype(int)  # some rows 0 or 2 ones
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPClassifier(**_fast(max_iter=3)).fit(X, Y)
+
+
+@pytest.mark.parametrize("measured", [True, False])
+def test_adopted_result_sets_the_validation_loss_curve(measured, breast_cancer):
+    """A fit that adopts a batched trainer's result (sknets._seam.adopt) keeps
+    the validation losses the trainer measured, in the curve and the history;
+    a trainer that measured none leaves validation_loss_curve_ None."""
+    from sknets import _seam
+
+    X, y = breast_cancer
+    base = MLPClassifier(**_fast(early_stopping=True, max_iter=200))
+    ref = clone(base).fit(X, y)
+    result = _seam.TrainingResult(
+        layers=ref._layer_weights(),
+        loss_curve=list(ref.loss_curve_),
+        validation_scores=list(ref.validation_scores_),
+        validation_losses=list(ref.validation_loss_curve_) if measured else None,
+        best=ref.best_validation_score_,
+        no_improvement=ref._no_improvement_count,
+        t=ref.t_,
+        converged=True,
+        improved=True,
+    )
+    est = _seam.adopt(clone(base), X, y, result)
+    assert set(vars(est)) == set(vars(ref))
+    if measured:
+        assert est.validation_loss_curve_ == ref.validation_loss_curve_
+        assert est.net_.history[:, "valid_loss"] == ref.validation_loss_curve_
+    else:
+        assert est.validation_loss_curve_ is None
+        assert all("valid_loss" not in row for row in est.net_.history)
+    np.testing.assert_array_equal(est.predict_proba(X), ref.predict_proba(X))

@@ -23,6 +23,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from .._closed_form import adam_update, sgd_update
 from .._engine import StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
 from .._registry import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, SOLVERS
@@ -152,6 +153,11 @@ class _BatchedGroup:
         self.dtype = dtype = first.dtype
         self.act = ACTIVATIONS[first.activation]()
         self.loss_fn = LOSSES[first.loss].fn
+        # the closed-form backward pass (as sknets._closed_form's), where the
+        # activation and the loss have one; autograd otherwise
+        self.act_backward = ACTIVATIONS[first.activation].backward
+        self.loss_grad = LOSSES[first.loss].grad
+        self.closed_form = self.act_backward is not None and self.loss_grad is not None
         self.solver = first.solver
         self.shuffle = first.shuffle
 
@@ -201,6 +207,7 @@ class _BatchedGroup:
                 mask[i, 0, :out_features] = 1
             masks.append(mask.to(device))
         self.masks = masks
+        self.padded = any(bool((m < 1).any()) for m in masks)
         self.flat = flat.to(device)
         self.grad = torch.zeros_like(self.flat)
         self.decayed = decayed.to(device)
@@ -234,6 +241,19 @@ class _BatchedGroup:
         self.state1 = torch.zeros_like(self.flat)
         self.state2 = torch.zeros_like(self.flat)
         self.acc = torch.zeros(M, dtype=dtype, device=device)
+        # on a CPU, each member's update is torch's fused kernel on its row
+        # of the flat tensors (one pass over its parameters, as its separate
+        # fit's optimizer.step()); elsewhere the vectorised update below
+        self.per_member = device.type == "cpu"
+        if self.per_member:
+            self.rows_of = [
+                (self.flat[i], self.grad[i], self.state1[i], self.state2[i],
+                 torch.zeros((), dtype=torch.float32))
+                for i in range(M)
+            ]
+            self.settings = [
+                (p.beta_1, p.beta_2, p.epsilon, p.momentum, bool(p.nesterov)) for p in plans
+            ]
 
         # --- scikit-learn's per-epoch rules (sknets._rules), on the device
         def column(name):
@@ -319,6 +339,8 @@ class _BatchedGroup:
 
     def _body(self, idx):
         """One step of every member on its rows ``idx[m]`` (-1 = padding)."""
+        if self.closed_form:
+            return self._closed_body(idx)
         self._zero_grad()
         valid = idx >= 0
         rows = idx.clamp(min=0) + self.offset[:, None]
@@ -342,11 +364,53 @@ class _BatchedGroup:
             live = self.live * (n_valid > 0).to(self.dtype)[:, None]
             self._update(live, decay)
 
+    @torch.no_grad()
+    def _closed_body(self, idx):
+        """:meth:`_body` with the backward pass in closed form: the matrix
+        products of back-propagation, batched over members, instead of
+        autograd (the same gradients up to rounding)."""
+        valid = idx >= 0
+        rows = idx.clamp(min=0) + self.offset[:, None]
+        M, B = idx.shape
+        h = self.X.index_select(0, rows.view(-1)).view(M, B, -1)
+        outs = [h]
+        last = len(self.W) - 1
+        for layer in range(last):
+            h = self.act(torch.baddbmm(self.b[layer], h, self.W[layer]))
+            if self.padded:
+                h = h * self.masks[layer]
+            outs.append(h)
+        z = torch.baddbmm(self.b[last], h, self.W[last])
+        y = self.Y.index_select(0, rows.view(-1))
+        per_row, dz = self.loss_grad(z.reshape(M * B, -1), y)
+        validf = valid.to(self.dtype)
+        n_valid = validf.sum(1)
+        safe_n = n_valid.clamp(min=1)
+        share = validf / safe_n[:, None]
+        member_loss = (per_row.view(M, B) * share).sum(1)
+        g = dz.view(M, B, -1) * share[:, :, None]
+        for layer in range(last, -1, -1):
+            h = outs[layer]
+            self.W[layer].grad.copy_(torch.bmm(h.transpose(1, 2), g))
+            self.b[layer].grad.copy_(g.sum(1, keepdim=True))
+            if layer:
+                g = torch.bmm(g, self.W[layer].transpose(1, 2))
+                if self.padded:
+                    g = g * self.masks[layer - 1]
+                g = self.act_backward(g, h)
+        decay = self.alpha / safe_n[:, None]
+        sq = torch.mv(self.flat.square(), self.decayed)
+        self.acc.add_((member_loss + 0.5 * decay[:, 0] * sq) * n_valid)
+        live = self.live * (n_valid > 0).to(self.dtype)[:, None]
+        self._update(live, decay)
+
     def _update(self, live, decay):
         """Adam or SGD as torch.optim computes them, for every member at
         once; members with ``live == 0`` are left unchanged."""
         p, g = self.flat, self.grad
         g.addcmul_(decay * self.decayed, p)  # the L2 penalty, on weights only
+        if self.per_member:
+            return self._update_per_member(live)
         if self.solver == "adam":
             self.step_count.add_(live)
             step = self.step_count.clamp(min=1)
@@ -364,6 +428,21 @@ class _BatchedGroup:
             buf.copy_(torch.where(live > 0, new_buf, buf))
             direction = torch.where(self.nesterov, g + mom * new_buf, new_buf)
             p.sub_(direction * (self.lr * live))
+
+    def _update_per_member(self, live):
+        """The update on a CPU: torch's fused Adam / SGD kernel on each live
+        member's row, with its own settings and learning rate."""
+        lrs = self.lr[:, 0].tolist()
+        adam = self.solver == "adam"
+        for i, alive in enumerate(live[:, 0].tolist()):
+            if not alive:
+                continue
+            p, g, m, v, step = self.rows_of[i]
+            beta1, beta2, eps, momentum, nesterov = self.settings[i]
+            if adam:
+                adam_update([p], [g], [m], [v], [step], lrs[i], beta1, beta2, eps)
+            else:
+                sgd_update([p], [g], [m], lrs[i], momentum, nesterov)
 
     def _epoch_orders(self):
         """This epoch's ``(steps, M, batch)`` row indices (-1 = padding)."""
@@ -403,8 +482,8 @@ class _BatchedGroup:
     def train(self):
         """Train the members; returns their :class:`~sknets._seam.TrainingResult`."""
         start = time.perf_counter()
-        # the work of one member's step, as a separate fit counts it
-        with cpu_fit_state(self.device, self.batch * self.flat.shape[1]):
+        # the work of one step of all the members
+        with cpu_fit_state(self.device, self.batch * self.flat.numel()):
             self._train()
         return self._results(time.perf_counter() - start)
 

@@ -1,0 +1,252 @@
+"""The closed-form training step of a dense network on a CPU.
+
+A small MLP's step on a CPU is a few microseconds of arithmetic buried
+under tens of microseconds of framework work per operator: the module
+call, the autograd graph and its engine, and the optimizer's Python
+wrapper (profiled in ``benchmarks/RESULTS.md``). For an
+:class:`~sknets._modules.MLPModule` without dropout, trained by Adam, AdamW
+or SGD, :class:`ClosedFormStep` runs the same step as a short, fixed list of
+torch operators:
+
+- the forward pass with ``addmm`` and the activation applied in place,
+  keeping each layer's output;
+- the loss and its gradient with respect to the raw output in closed form
+  (:attr:`~sknets._registry.Loss.grad`);
+- the backward pass as the textbook matrix products, the activation's
+  derivative from its output (:attr:`~sknets._registry.Activation.backward`),
+  and the L2 gradient folded into the weight gradient's ``addmm``;
+- the optimizer's own fused kernel (``torch._fused_adam_`` /
+  ``_fused_adamw_`` / ``_fused_sgd_``) called directly on the optimizer's
+  parameter groups and state, as ``optimizer.step()`` calls it.
+
+The network stays the skorch net's torch module, and the optimizer's state
+stays in ``optimizer.state``: checkpoints, ``warm_start``, ``partial_fit``
+and pickling see exactly what the autograd step leaves. The step computes
+the same model as the autograd step up to floating-point rounding (tested in
+``tests/test_closed_form.py``).
+"""
+
+import torch
+
+from ._modules import MLPModule
+from ._registry import ACTIVATIONS, LOSSES
+
+#: torch optimizer classes whose fused kernel the closed-form step calls
+#: (:func:`adam_update`, :func:`sgd_update`).
+_FUSED = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+
+
+def adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
+                weight_decay=0.0, decoupled=False):
+    """torch's fused Adam (AdamW for ``decoupled``) on lists of tensors, as
+    ``optimizer.step()`` runs it: the steps are incremented, then one kernel
+    updates every tensor in place."""
+    torch._foreach_add_(steps, 1)
+    kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
+    kernel(
+        params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr, beta1=beta1,
+        beta2=beta2, weight_decay=weight_decay, eps=eps, maximize=False,
+        grad_scale=None, found_inf=None,
+    )
+
+
+def sgd_update(params, grads, buffers, lr, momentum, nesterov, weight_decay=0.0):
+    """torch's fused SGD on lists of tensors. ``buffers`` hold the momentum
+    (zeros before the first step: its update ``momentum * 0 + g`` is torch's
+    first buffer ``g``); empty without momentum."""
+    torch._fused_sgd_(
+        params, grads, buffers if momentum else [], weight_decay=weight_decay,
+        momentum=momentum, lr=lr, dampening=0.0, nesterov=bool(nesterov and momentum),
+        maximize=False, is_first_step=False, grad_scale=None, found_inf=None,
+    )
+
+
+def why_not_closed_form(net):
+    """The reason :class:`ClosedFormStep` cannot train ``net`` (a
+    :class:`~sknets._engine.FastNet`), or None when it can."""
+    module, optimizer = net.module_, net.optimizer_
+    if net.torch_device.type != "cpu":
+        return "not on a CPU (CUDA steps are captured as graphs)"
+    if type(module) is not MLPModule:
+        return f"{type(module).__name__} is not a plain MLPModule"
+    if module.draws_random:
+        return "dropout"
+    activation = ACTIVATIONS.get(getattr(module, "activation_name", None))
+    if activation is None or activation.backward is None:
+        return f"activation {getattr(module, 'activation_name', None)!r} has no closed form"
+    loss = LOSSES.get(getattr(net.criterion_, "loss", None))
+    if loss is None or loss.grad is None:
+        return "the loss has no closed-form gradient"
+    if net.precision not in ("float32", "float64"):
+        return f"precision={net.precision!r} runs under autocast"
+    if type(optimizer) not in _FUSED:
+        return f"{type(optimizer).__name__} has no fused kernel here"
+    for group in optimizer.param_groups:
+        if not group.get("fused") or group.get("maximize") or group.get("amsgrad"):
+            return "the optimizer is not fused, or maximizes, or uses AMSGrad"
+        if group.get("capturable") or group.get("differentiable"):
+            return "a capturable or differentiable optimizer"
+        if group.get("dampening", 0) or isinstance(group["lr"], torch.Tensor):
+            return "SGD dampening or a tensor learning rate"
+    return None
+
+
+class ClosedFormStep:
+    """One training step of ``net`` on a batch, without autograd.
+
+    Build it with :meth:`build`, which returns None (and the autograd step
+    is used) when :func:`why_not_closed_form` gives a reason. Calling it on
+    ``(X, y, w)`` trains one step and returns the batch's loss before the
+    update, as :meth:`~sknets._engine.FastNet.step_on` does: the (weighted)
+    mean loss plus ``0.5 * alpha * ||W||^2 / sum(w)``.
+    """
+
+    def __init__(self, net):
+        module, optimizer = net.module_, net.optimizer_
+        self.net = net
+        layers = list(module.layers)
+        self.weights = [layer.weight for layer in layers]
+        self.biases = [layer.bias for layer in layers]
+        activation = ACTIVATIONS[module.activation_name]
+        self.act_forward, self.act_backward = activation.forward_, activation.backward
+        criterion = net.criterion_
+        self.loss_grad = LOSSES[criterion.loss].grad
+        self.label_smoothing = criterion.label_smoothing
+        self.alpha = float(net.alpha)
+        # the gradient buffers, also the parameters' .grad
+        for p in (*self.weights, *self.biases):
+            if p.grad is None or p.grad.shape != p.shape:
+                p.grad = torch.zeros_like(p)
+        self.grad_w = [p.grad for p in self.weights]
+        self.grad_b = [p.grad for p in self.biases]
+        penalized = {id(p) for p in net._penalized()}
+        self.penalized = [p for p in self.weights if id(p) in penalized]
+        self.decayed = [id(p) in penalized for p in self.weights]
+        # coupled L2 (FastNet's 'sknets_l2' group): the gradient of the
+        # penalty is added here; decoupled decay stays the optimizer's
+        self.coupled = bool(
+            self.penalized and any(g.get("sknets_l2") for g in optimizer.param_groups)
+        )
+        self.adam = type(optimizer) is not torch.optim.SGD
+        self.kernels = [
+            type(optimizer) is torch.optim.AdamW or bool(g.get("decoupled_weight_decay"))
+            for g in optimizer.param_groups
+        ]
+        self.groups = [self._group_lists(optimizer, g) for g in optimizer.param_groups]
+        self.state_key = self._state_key(optimizer)
+        self.calls = self._calls(optimizer.param_groups)
+
+    def _calls(self, groups):
+        """The fused calls of one update: ``(first group, lists, kernel)``.
+        Groups whose settings are equal once the coupled L2 term is in the
+        gradient share one call (one kernel, one increment of the steps)."""
+        calls = []
+        for group, lists, kernel in zip(groups, self.groups, self.kernels):
+            # kernel: whether the group's decay is decoupled (AdamW's kernel)
+            settings = self._settings(group)
+            for call in calls:
+                if call[3] == settings and call[2] == kernel:
+                    call[1] = [a + b for a, b in zip(call[1], lists)]
+                    call[4].append(group)
+                    break
+            else:
+                calls.append([group, list(lists), kernel, settings, [group]])
+        return calls
+
+    @staticmethod
+    def _settings(group):
+        keys = ("lr", "betas", "eps", "momentum", "nesterov")
+        wd = 0.0 if group.get("sknets_l2") else group.get("weight_decay", 0.0)
+        return tuple(group.get(k) for k in keys) + (wd,)
+
+    @classmethod
+    def build(cls, net):
+        """A :class:`ClosedFormStep` for ``net``, or None."""
+        if not getattr(net, "closed_form", True) or why_not_closed_form(net) is not None:
+            return None
+        return cls(net)
+
+    def _group_lists(self, optimizer, group):
+        """The lists the fused kernel takes for one parameter group, with the
+        optimizer's state initialised as ``optimizer.step()`` does."""
+        params = list(group["params"])
+        grads = [p.grad for p in params]
+        if self.adam:
+            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+            optimizer._init_group(group, params, grads, exp_avgs, exp_avg_sqs, [], steps)
+            return params, grads, exp_avgs, exp_avg_sqs, steps
+        buffers = []
+        if group["momentum"] != 0:
+            for p in params:
+                state = optimizer.state[p]
+                if state.get("momentum_buffer") is None:
+                    # zero buffers: the first update momentum * 0 + g is the
+                    # first step's buffer = g of torch's SGD
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buffers.append(state["momentum_buffer"])
+        return params, grads, buffers
+
+    @staticmethod
+    def _state_key(optimizer):
+        first = optimizer.param_groups[0]["params"][0]
+        state = optimizer.state.get(first, {})
+        return id(state.get("exp_avg", state.get("momentum_buffer")))
+
+    def valid(self):
+        """Whether the optimizer's state is still the one cached here (a
+        ``load_state_dict`` replaces it)."""
+        optimizer = self.net.optimizer_
+        return self._state_key(optimizer) == self.state_key and all(
+            p.grad is g for p, g in zip(self.weights, self.grad_w)
+        )
+
+    @torch.no_grad()
+    def __call__(self, X, y, w=None):
+        Ws, bs = self.weights, self.biases
+        last = len(Ws) - 1
+        outs = [X]
+        h = X
+        for i in range(last):
+            h = self.act_forward(torch.addmm(bs[i], h, Ws[i].t()))
+            outs.append(h)
+        z = torch.addmm(bs[last], h, Ws[last].t())
+        per_sample, dz = self.loss_grad(z, y, self.label_smoothing)
+        n = X.shape[0]
+        if w is None:
+            total = float(n)
+            loss = per_sample.sum() / total
+            dz.div_(total)
+        else:
+            total = float(w.sum())
+            loss = (per_sample * w).sum() / total
+            dz.mul_((w / total)[:, None])
+        if self.penalized:
+            flat = torch.cat([p.view(-1) for p in self.penalized])
+            loss = loss + (0.5 * self.alpha / total) * torch.dot(flat, flat)
+        decay = self.alpha / total if self.coupled else 0.0
+        g = dz
+        for i in range(last, -1, -1):
+            if decay and self.decayed[i]:
+                torch.addmm(Ws[i], g.t(), outs[i], beta=decay, out=self.grad_w[i])
+            else:
+                torch.mm(g.t(), outs[i], out=self.grad_w[i])
+            torch.sum(g, 0, out=self.grad_b[i])
+            if i:
+                g = self.act_backward(g.mm(Ws[i]), outs[i])
+        self._update()
+        return loss
+
+    def _update(self):
+        """The optimizer's fused update, as its ``step()`` computes it."""
+        for group, lists, kernel, settings, members in self.calls:
+            if any(self._settings(g) != settings for g in members):
+                # the learning rate (or another setting) changed: regroup
+                self.calls = self._calls(self.net.optimizer_.param_groups)
+                return self._update()
+            wd = settings[-1]
+            if self.adam:
+                beta1, beta2 = group["betas"]
+                adam_update(*lists, group["lr"], beta1, beta2, group["eps"], wd, decoupled=kernel)
+            else:
+                sgd_update(*lists, group["lr"], group["momentum"], group["nesterov"], wd)
+        return None
