@@ -67,7 +67,7 @@ from torch import nn  # noqa: E402
 import sknets  # noqa: E402
 
 IMPLS = ("sknets", "sklearn", "skorch")
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 
 # ----------------------------------------------------------------------------
 # Workload sizes
@@ -85,6 +85,10 @@ FULL = {
         "epochs": 20,
     },
     "W5": {"n_train": 60_000, "n_test": 10_000, "batch": 128, "epochs": 2, "lr": 1e-3},
+    # the rows of the CPU-speed issue's table beyond W1 and W2
+    "W6": {"hidden": (32,), "epochs": 200, "lr": 1e-2},
+    "W7": {"n": 12_000, "hidden": (512,), "batch": 128, "epochs": 5, "lr": 1e-3},
+    "W8": {"epochs": 45},
 }
 
 #: ``--quick`` overrides: the whole script in a minute or two on 2 CPU cores.
@@ -94,6 +98,9 @@ QUICK = {
     "W3": {"n": 20_000},
     "W4": {"epochs": 5},
     "W5": {"n_train": 6_000, "n_test": 2_000},
+    "W6": {"epochs": 50},
+    "W7": {"n": 3_000},
+    "W8": {"epochs": 5},
 }
 
 DESCRIPTIONS = {
@@ -107,6 +114,12 @@ DESCRIPTIONS = {
     "batch {batch}, {epochs} epochs, sequential; best_score_",
     "W5": "ConvClassifier, {n_train} synthetic 28x28 images, 10 classes, conv(32, 64) + BN + "
     "dense(128), batch {batch}, {epochs} epochs; test accuracy on {n_test}",
+    "W6": "load_diabetes 5-fold CV, MLPRegressor {hidden}, MinMax pipeline, lr {lr}, default "
+    "batch (200), {epochs} epochs; mean CV R^2",
+    "W7": "{n} x 784 synthetic images (make_classification, 10 classes), {hidden}, batch "
+    "{batch}, {epochs} epochs; test accuracy (20% split)",
+    "W8": "ConvClassifier with its defaults (input_shape (1, 8, 8), max_iter {epochs}) on "
+    "load_digits, MinMax pipeline, 5-fold cross_val_score (cv=5); mean CV accuracy",
 }
 
 SEED = 0
@@ -445,7 +458,84 @@ class W5(W1):
         return task
 
 
-WORKLOAD_CLASSES = {"W1": W1, "W2": W2, "W3": W3, "W4": W4, "W5": W5}
+class W6:
+    name = "W6"
+
+    def supports(self, impl):
+        return impl in ("sknets", "sklearn", "sknets_batched")
+
+    def __init__(self, cfg):
+        from sklearn.datasets import load_diabetes
+
+        self.cfg = cfg
+        self.X, self.y = load_diabetes(return_X_y=True)
+
+    def task(self, impl, ctx, epochs, max_rows=None):
+        from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+
+        c = self.cfg
+        batched = impl == "sknets_batched"
+        common = dict(hidden_layer_sizes=c["hidden"], learning_rate_init=c["lr"],
+                      max_iter=epochs, tol=0.0, n_iter_no_change=epochs, random_state=SEED)
+        if impl == "sklearn":
+            est = SkMLPRegressor(**common)
+        else:
+            est = sknets.MLPRegressor(**common, device=ctx.sknets_device)
+        pipe = Pipeline([("scale", MinMaxScaler()), ("reg", est)])
+        score_fn = batched_cross_val_score() if batched else cross_val_score
+        out = {}
+
+        def fit():
+            out["scores"] = score_fn(pipe, self.X, self.y, cv=5, error_score="raise")
+
+        return Task(fit, lambda: float(np.mean(out["scores"])))
+
+
+class W7(W1):
+    name = "W7"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        X, y = make_classification(
+            n_samples=cfg["n"], n_features=784, n_informative=100, n_classes=10,
+            random_state=SEED,
+        )
+        X = MinMaxScaler().fit_transform(X).astype(np.float32)
+        self.X_train, self.X_test, self.y_train, self.y_test = train_test_split(
+            X, y.astype(np.int64), test_size=0.2, random_state=SEED
+        )
+
+    def task(self, impl, ctx, epochs, max_rows=None):
+        c = self.cfg
+        est = mlp(impl, ctx, c["hidden"], c["lr"], c["batch"], epochs, 784, 10)
+        X, y = _subset(self.X_train, self.y_train, max_rows)
+        return _holdout_task(est, X, y, self.X_test, self.y_test)
+
+
+class W8:
+    name = "W8"
+
+    def supports(self, impl):
+        return impl == "sknets"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.X, self.y = load_digits(return_X_y=True)
+
+    def task(self, impl, ctx, epochs, max_rows=None):
+        est = sknets.ConvClassifier(input_shape=(1, 8, 8), max_iter=epochs, random_state=SEED,
+                                    device=ctx.sknets_device)
+        pipe = Pipeline([("scale", MinMaxScaler()), ("clf", est)])
+        out = {}
+
+        def fit():
+            out["scores"] = cross_val_score(pipe, self.X, self.y, cv=5, error_score="raise")
+
+        return Task(fit, lambda: float(np.mean(out["scores"])))
+
+
+WORKLOAD_CLASSES = {"W1": W1, "W2": W2, "W3": W3, "W4": W4, "W5": W5, "W6": W6, "W7": W7,
+                    "W8": W8}
 
 
 def batched_search_cls():
@@ -467,7 +557,7 @@ def extra_impls(workload, impls, ctx):
     """Rows beyond the three implementations, where they apply."""
     extra = []
     if "sknets" in impls:
-        if workload in ("W2", "W4"):
+        if workload in ("W2", "W4", "W6"):
             extra.append("sknets_batched")
         if workload == "W5" and ctx.on_cuda:
             extra.append("sknets_bf16")
@@ -747,6 +837,13 @@ def parse_args(argv=None):
         help="torch.set_num_threads for sknets and skorch on the CPU (default: torch's own)",
     )
     p.add_argument("--w5-samples", type=int, default=None, help="override W5's training images")
+    p.add_argument(
+        "--load",
+        action="store_true",
+        help="after the quiet runs, run every workload again while a background process "
+        "started by the benchmark keeps one core busy, and print a second table with "
+        "the slow-down of each row (loaded / quiet)",
+    )
     p.add_argument("--out", help="also write the markdown table to this file")
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of errors")
@@ -769,18 +866,22 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    ctx = Context(args.device)
-    if ctx.on_cuda:
-        torch.cuda.init()
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    env = environment(ctx)
-    log(f"device: {env['device']}")
-    env["load_start"] = load_average()
-    start = time.perf_counter()
+@contextlib.contextmanager
+def one_busy_core():
+    """A background process spinning on one core for the duration."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.0)  # let it reach the run queue (and the load average)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def run_all(args, ctx, log):
+    """Measure every workload; returns (cfgs, results)."""
     cfgs, results = {}, []
     for w in args.workloads:
         cfg = dict(FULL[w])
@@ -799,9 +900,54 @@ def main(argv=None):
             if base is not None and r["median_s"] is not None:
                 r["ratio"] = r["median_s"] / base["median_s"]
         results += rows
+    return cfgs, results
+
+
+def load_table(quiet_rows, loaded_rows):
+    """Markdown: each row's median quiet and under one busy core, and the ratio."""
+    lines = [
+        "",
+        "## Under load: one core kept busy by a background process",
+        "",
+        "| workload | implementation | quiet (s) | one busy core (s) | loaded / quiet | "
+        "x sknets (loaded) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for q, r in zip(quiet_rows, loaded_rows):
+        if q["median_s"] is None or r["median_s"] is None:
+            continue
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+        lines.append(
+            f"| {q['workload']} | {q['label']} | {fmt_time(q['median_s'])} | "
+            f"{fmt_time(r['median_s'])} | {r['median_s'] / q['median_s']:.2f}x | {ratio} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ctx = Context(args.device)
+    if ctx.on_cuda:
+        torch.cuda.init()
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    env = environment(ctx)
+    log(f"device: {env['device']}")
+    env["load_start"] = load_average()
+    start = time.perf_counter()
+    cfgs, results = run_all(args, ctx, log)
+    loaded = None
+    if args.load:
+        log("again, with one core kept busy by a background process")
+        with one_busy_core():
+            env["load_loaded"] = load_average()
+            _, loaded = run_all(args, ctx, log)
     total = time.perf_counter() - start
     env["load_end"] = load_average()
     table = markdown(env, args, cfgs, results, total)
+    if loaded is not None:
+        table += load_table(results, loaded)
     sys.stdout.write(table)
     if args.out:
         Path(args.out).write_text(table)
@@ -812,6 +958,7 @@ def main(argv=None):
             "config": {w: {k: list(v) if isinstance(v, tuple) else v for k, v in c.items()}
                        for w, c in cfgs.items()},
             "results": results,
+            "loaded_results": loaded,
         }
         Path(args.json).write_text(json.dumps(payload, indent=2, default=str))
     return 0

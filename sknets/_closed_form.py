@@ -41,7 +41,12 @@ def adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, e
     """torch's fused Adam (AdamW for ``decoupled``) on lists of tensors, as
     ``optimizer.step()`` runs it: the steps are incremented, then one kernel
     updates every tensor in place."""
-    torch._foreach_add_(steps, 1)
+    if len(steps) <= 8:
+        # a handful of 0-d tensors: in-place adds cost less than a foreach call
+        for step in steps:
+            step.add_(1)
+    else:
+        torch._foreach_add_(steps, 1)
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     kernel(
         params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr, beta1=beta1,
@@ -122,6 +127,9 @@ class ClosedFormStep:
         penalized = {id(p) for p in net._penalized()}
         self.penalized = [p for p in self.weights if id(p) in penalized]
         self.decayed = [id(p) in penalized for p in self.weights]
+        # flat views of the penalised weights (their storage stays put: a
+        # state dict is loaded into it in place)
+        self.penalized_flat = [p.detach().view(-1) for p in self.penalized]
         # coupled L2 (FastNet's 'sknets_l2' group): the gradient of the
         # penalty is added here; decoupled decay stays the optimizer's
         self.coupled = bool(
@@ -221,8 +229,8 @@ class ClosedFormStep:
             loss = (per_sample * w).sum() / total
             dz.mul_((w / total)[:, None])
         if self.penalized:
-            flat = torch.cat([p.view(-1) for p in self.penalized])
-            loss = loss + (0.5 * self.alpha / total) * torch.dot(flat, flat)
+            sq = sum(torch.dot(v, v) for v in self.penalized_flat)
+            loss = loss + (0.5 * self.alpha / total) * sq
         decay = self.alpha / total if self.coupled else 0.0
         g = dz
         for i in range(last, -1, -1):
@@ -239,7 +247,9 @@ class ClosedFormStep:
     def _update(self):
         """The optimizer's fused update, as its ``step()`` computes it."""
         for group, lists, kernel, settings, members in self.calls:
-            if any(self._settings(g) != settings for g in members):
+            # only the learning rate changes while a net trains (the rules
+            # of sknets._rules, through FastNet.set_learning_rate)
+            if any(g["lr"] != settings[0] for g in members):
                 # the learning rate (or another setting) changed: regroup
                 self.calls = self._calls(self.net.optimizer_.param_groups)
                 return self._update()
