@@ -69,11 +69,6 @@ numpydoc_xref_param_type = False
 # not of each method; and a Returns section may name what it returns
 # ("self : object"), as scikit-learn's do (RT02).
 numpydoc_validation_checks = {"all", "ES01", "SA01", "EX01", "RT02"}
-# sknets.model_selection is documented by its own owners and not validated
-# yet: its search classes and functions take their parameters from
-# scikit-learn's and list none (PR01), and their functions have no Returns
-# section (RT01) nor See Also (SA01).
-numpydoc_validation_exclude = {r"^sknets\.model_selection\."}
 
 _KEPT_SKLEARN_MEMBERS = {"get_params", "set_params"}
 

@@ -66,3 +66,21 @@ def test_conv_digits_script_runs(capsys):
     # two epochs already learn the digits far above chance (0.1)
     assert all(0.5 < m <= 1.0 for m in means)
     assert "random_state=0: folds" in out and "mean over 2 seeds" in out
+
+
+@pytest.mark.slow
+def test_scale_out_script_runs():
+    """benchmarks/scale_out.py --quick: one process, then LocalClusters of 1
+    and 2 workers, the table with its ratio and its comparisons."""
+    script = BENCH.parent / "scale_out.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| W4") or
+            line.startswith("| RKF")]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[5].endswith("x")  # 1 / 2 workers
+        assert cells[6] == "yes"  # the cluster runs agree bit for bit

@@ -284,7 +284,9 @@ def test_sknets_cross_val_score_fits_one_after_the_other(signals):
     cv = KFold(3, shuffle=True, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        ours = skn.cross_val_score(est, X, y, cv=cv)
+        # one warning says that the fits are not batched, and why
+        with pytest.warns(UserWarning, match="all fits are trained one by one.*ConvRegressor"):
+            ours = skn.cross_val_score(est, X, y, cv=cv)
         theirs = sk.cross_val_score(est, X, y, cv=cv)
     np.testing.assert_array_equal(ours, theirs)
 

@@ -98,6 +98,11 @@ def train_plans(plans, slots=None, chunk_members=None, pad=None):
     each plan's training set (plans of one slot share their rows on the
     device; default: one slot per plan). ``pad`` says whether members of
     different hidden widths share a network (padded); None: on CUDA only.
+
+    Each result's ``fit_time`` is its member's share of the wall time of the
+    chunk it trained in (set-up, epochs and read-back), in proportion to its
+    epochs times its training rows times its parameters: the shares of a
+    chunk sum to its time.
     """
     slots = list(range(len(plans))) if slots is None else list(slots)
     groups = defaultdict(list)
@@ -113,6 +118,12 @@ def train_plans(plans, slots=None, chunk_members=None, pad=None):
             for i, result in zip(chunk, trained):
                 results[i] = result
     return results, len(groups)
+
+
+def _n_parameters(plan):
+    """The weights and biases of ``plan``'s own network (unpadded)."""
+    widths = [plan.X.shape[1], *plan.hidden, plan.n_outputs]
+    return sum(a * b + b for a, b in zip(widths, widths[1:]))
 
 
 def _members_per_chunk(group):
@@ -146,6 +157,8 @@ class _BatchedGroup:
     """
 
     def __init__(self, plans, slots):
+        # the chunk's wall time counts from here: set-up, epochs, read-back
+        self.started = time.perf_counter()
         self.plans = plans
         first = plans[0]
         self.M = M = len(plans)
@@ -481,11 +494,10 @@ class _BatchedGroup:
 
     def train(self):
         """Train the members; returns their :class:`~sknets._seam.TrainingResult`."""
-        start = time.perf_counter()
         # the work of one step of all the members
         with cpu_fit_state(self.device, self.batch * self.flat.numel()):
             self._train()
-        return self._results(time.perf_counter() - start)
+        return self._results()
 
     def _train(self):
         check_every = 1 if self.device.type == "cpu" else 8
@@ -499,8 +511,9 @@ class _BatchedGroup:
             # as a separate fit: the weights of the best validation score
             self.flat.copy_(self.best_flat)
 
-    def _results(self, seconds):
-        """Each member's result, as its separate fit would have ended."""
+    def _results(self):
+        """Each member's result, as its separate fit would have ended, with
+        its share of the chunk's wall time (see :func:`train_plans`)."""
         flat = self.flat.detach().cpu()
         curve = self.curve.cpu().numpy()
         scores = self.scores.cpu().numpy() if self.early_stopping else None
@@ -530,7 +543,6 @@ class _BatchedGroup:
                 t=int(t[i]),
                 converged=bool(converged[i]),
                 improved=bool(improved[i]),
-                fit_time=seconds / self.M,
             )
             diverged = n and (
                 not np.isfinite(losses[-1])
@@ -548,4 +560,14 @@ class _BatchedGroup:
                 result.t += extra * self.n_list[i]
                 result.no_improvement = 0
             results.append(result)
+        # each member's share: its epochs, rows and parameters (a member
+        # that stopped early, or is narrower than the widest, did less)
+        weights = [
+            max(1, int(n)) * len(p.train_rows) * _n_parameters(p)
+            for n, p in zip(n_iter, self.plans)
+        ]
+        total = sum(weights)
+        seconds = time.perf_counter() - self.started
+        for result, weight in zip(results, weights):
+            result.fit_time = seconds * (weight / total if total else 1 / self.M)
         return results

@@ -299,3 +299,24 @@ def test_adopting_a_result_sets_what_a_fit_sets(digits):
     history = est.net_.history
     assert [h["train_loss"] for h in history] == est.loss_curve_
     assert all(h["dur"] >= 0 for h in history)
+
+
+def test_fit_time_shares_sum_to_the_chunk_time(digits):
+    """Each member's ``fit_time`` is its share of its chunk's wall time, in
+    proportion to its epochs, rows and parameters."""
+    import time
+
+    X, y = digits[0][:300], digits[1][:300]
+    splits = list(KFold(3).split(X))
+    base = MLPClassifier((9,), precision="float64", batch_size=32, max_iter=8, random_state=0,
+                         device="cpu")
+    # one member stops early (tol): it did less and gets a smaller share
+    members, _ = _members([base, clone(base).set_params(max_iter=2)], X, y, splits)
+    start = time.perf_counter()
+    results, n = train_plans(members.plans, slots=members.slots)
+    seconds = time.perf_counter() - start
+    assert n == 1
+    total = sum(r.fit_time for r in results)
+    assert 0.9 * seconds <= total <= seconds
+    long, short = results[0].fit_time, results[3].fit_time
+    assert short == pytest.approx(long * len(results[3].loss_curve) / len(results[0].loss_curve))

@@ -1,5 +1,9 @@
 """sknets.model_selection: scikit-learn's results, with batched fits."""
 
+import re
+import time
+import warnings
+
 import numpy as np
 import pytest
 from sklearn import model_selection as sk
@@ -13,6 +17,7 @@ from sknets import MLPClassifier, MLPRegressor
 from sknets.model_selection import (
     GridSearchCV,
     RandomizedSearchCV,
+    _distributed,
     cross_val_score,
     cross_validate,
 )
@@ -112,7 +117,8 @@ def test_preprocessing_parameters_are_fitted_per_fold(raw_digits):
 def test_unbatchable_fits_fall_back_with_the_reason(raw_digits, capsys):
     X, y = raw_digits
     grid = {"mlpclassifier__solver": ["adam", "lbfgs"]}
-    ours = GridSearchCV(_pipe(max_iter=5), grid, cv=CV, verbose=1).fit(X, y)
+    with pytest.warns(UserWarning, match="3 of 6 fits are trained one by one in this process"):
+        ours = GridSearchCV(_pipe(max_iter=5), grid, cv=CV, verbose=1).fit(X, y)
     out = capsys.readouterr().out
     assert "trained 3 fit(s) as 1 batched network(s)" in out
     assert "3 fit(s) run one by one: solver='lbfgs'" in out
@@ -203,9 +209,11 @@ def test_fit_params_fall_back(raw_digits, capsys):
     X, y = raw_digits
     w = np.ones(len(y))
     w[:50] = 2.0
-    ours = cross_val_score(
-        _pipe(), X, y, cv=CV, params={"mlpclassifier__sample_weight": w}, verbose=1
-    )
+    match = r"all fits .* fit parameters \['mlpclassifier__sample_weight'\]"
+    with pytest.warns(UserWarning, match=match):
+        ours = cross_val_score(
+            _pipe(), X, y, cv=CV, params={"mlpclassifier__sample_weight": w}, verbose=1
+        )
     assert "are not batched" in capsys.readouterr().out
     theirs = sk.cross_val_score(_pipe(), X, y, cv=CV, params={"mlpclassifier__sample_weight": w})
     np.testing.assert_array_equal(ours, theirs)
@@ -236,3 +244,117 @@ def test_grid_search_with_early_stopping_matches_scikit_learn(raw_digits, capsys
     assert "trained 6 fit(s) as 1 batched network(s)" in capsys.readouterr().out
     theirs = sk.GridSearchCV(pipe, grid, cv=CV).fit(X, y)
     _assert_same_cv_results(ours, theirs)
+
+
+# ----------------------------------------------------------------------------
+# Honest model selection: fit times, fallbacks
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def training_time(monkeypatch):
+    """The seconds spent in batched training (``train_plans``), summed."""
+    spent = {"seconds": 0.0, "calls": 0}
+    train_plans = _distributed.train_plans
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return train_plans(*args, **kwargs)
+        finally:
+            spent["seconds"] += time.perf_counter() - start
+            spent["calls"] += 1
+
+    monkeypatch.setattr(_distributed, "train_plans", timed)
+    return spent
+
+
+def test_fit_times_are_the_members_shares_of_the_batched_training(raw_digits, training_time):
+    """Each fit's time is its member's share of the batched training plus
+    its own overhead: the times of all fits sum to the measured training
+    time and a little more, never to more than the search took."""
+    X, y = raw_digits
+    start = time.perf_counter()
+    search = GridSearchCV(_pipe(max_iter=30), GRID, cv=CV).fit(X, y)
+    wall = time.perf_counter() - start
+    assert training_time["calls"] == 1
+    fit_times = search.cv_results_["mean_fit_time"] * search.n_splits_
+    total = float(fit_times.sum())
+    assert 0.95 * training_time["seconds"] <= total <= wall
+    # every fit had its part: no fit of an adopted member reports ~0
+    assert fit_times.min() > 0.2 * training_time["seconds"] / len(fit_times)
+    assert np.all(search.cv_results_["std_fit_time"] >= 0)
+
+
+def test_cross_validate_fit_times_are_the_members_shares(raw_digits, training_time):
+    X, y = raw_digits
+    start = time.perf_counter()
+    result = cross_validate(_pipe(max_iter=30), X, y, cv=CV)
+    wall = time.perf_counter() - start
+    assert 0.95 * training_time["seconds"] <= result["fit_time"].sum() <= wall
+
+
+def _ours(record):
+    return [w for w in record if "sknets.model_selection" in str(w.message)]
+
+
+def test_a_fallback_warns_once_naming_the_reason(raw_digits, capsys):
+    X, y = raw_digits
+    grid = {"mlpclassifier__solver": ["adam", "lbfgs", "sgd"], "mlpclassifier__dropout": [0.0]}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        GridSearchCV(_pipe(max_iter=4), grid, cv=CV).fit(X, y)
+        RandomizedSearchCV(
+            _pipe(max_iter=4), {"mlpclassifier__dropout": [0.0, 0.2]}, n_iter=2, cv=CV,
+            random_state=0,
+        ).fit(X, y)
+    first, second = _ours(record)
+    assert first.category is UserWarning
+    assert str(first.message).startswith(
+        "sknets.model_selection: 3 of 9 fits are trained one by one in this process"
+    )
+    assert "solver='lbfgs'" in str(first.message)
+    assert "dropout > 0 (3 fit(s))" in str(second.message)
+    assert first.filename == __file__  # points at the user's call
+    assert capsys.readouterr().out == ""  # verbose=0 prints nothing
+
+
+def test_scikit_learn_estimators_get_no_fallback_warning(raw_digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = raw_digits
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=50))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        GridSearchCV(est, {"logisticregression__C": [0.1, 1.0]}, cv=CV).fit(X, y)
+        cross_val_score(est, X, y, cv=CV)
+    assert _ours(record) == []
+
+
+@pytest.mark.parametrize(
+    "grid", [{"mlpclassifier__alpha": [1e-4, 1e-3]}, {"mlpclassifier__solver": ["lbfgs"]}]
+)
+def test_no_empty_fit_count_lines(raw_digits, capsys, grid):
+    X, y = raw_digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        GridSearchCV(_pipe(max_iter=3), grid, cv=CV, verbose=1).fit(X, y)
+        cross_val_score(_pipe(max_iter=3, solver=grid.get("mlpclassifier__solver", ["adam"])[0]),
+                        X, y, cv=CV, verbose=1)
+    out = capsys.readouterr().out
+    assert "[sknets]" in out
+    assert not re.search(r"\b0 fit\(s\)|\b0 batched network", out)
+
+
+def test_a_search_that_raises_is_left_as_it_was(raw_digits):
+    X, y = raw_digits
+    search = GridSearchCV(_pipe(), {"mlpclassifier__alpha": [1e-4]}, cv=CV).fit(X, y)
+    before = dict(vars(search))
+    pipe = _pipe(precision="float32", solver="sgd", momentum=0.0)
+    search.set_params(estimator=pipe, param_grid={"mlpclassifier__learning_rate_init": [1e9]},
+                      error_score="raise")
+    before.update(estimator=search.estimator, param_grid=search.param_grid, error_score="raise")
+    with pytest.raises(ValueError, match="diverged"):
+        search.fit(X, y)
+    assert vars(search).keys() == before.keys()
+    assert all(vars(search)[k] is v for k, v in before.items())

@@ -26,7 +26,6 @@ from sknets import MLPClassifier
 from sknets.model_selection import (
     GridSearchCV,
     RandomizedSearchCV,
-    _pretrained,
     cross_val_score,
     cross_validate,
 )
@@ -44,21 +43,6 @@ def data():
 
 def _mlp(**params):
     return MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, **params)
-
-
-@pytest.fixture
-def adopted(monkeypatch):
-    """Counts the fits that adopted a pretrained member."""
-    count = {"n": 0}
-    take = _pretrained.take
-
-    def counting_take(*args, **kwargs):
-        fitted = take(*args, **kwargs)
-        count["n"] += fitted is not None
-        return fitted
-
-    monkeypatch.setattr(_pretrained, "take", counting_take)
-    return count
 
 
 def _assert_same_cv_results(ours, theirs):
@@ -221,7 +205,8 @@ def test_cross_validation_without_routing_gives_groups_to_the_splitter(data, ado
 
 def test_nothing_batchable_prints_no_trained_line(data, capsys, adopted):
     X, y = data
-    cross_val_score(_mlp(solver="lbfgs"), X, y, cv=3, verbose=1)
+    with pytest.warns(UserWarning, match="solver='lbfgs'"):
+        cross_val_score(_mlp(solver="lbfgs"), X, y, cv=3, verbose=1)
     out = capsys.readouterr().out
     assert "[sknets] trained" not in out
     assert "[sknets] 3 fit(s) run one by one: solver='lbfgs'" in out
