@@ -208,6 +208,16 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     #: sparse formats accepted for X (False: dense only)
     _accept_sparse = False
 
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn reads __init__'s signature at every get_params call
+        # (a dozen per fit in a search); it is read once per class here
+        names = cls.__dict__.get("_param_names")
+        if names is None:
+            names = tuple(super()._get_param_names())
+            cls._param_names = names
+        return list(names)
+
     def __new__(cls, *args, **kwargs):
         # A Keras keyword (epochs=, optimizer=, ...) is Python's TypeError with
         # a hint; __init__ stays scikit-learn's, storing its parameters only.
@@ -944,9 +954,13 @@ class _ClassifierNet(_BaseNet):
             if self._label_binarizer.y_type_ != "multilabel-indicator":
                 self._check_labels_known(labels, self.classes_)
         lb = self._label_binarizer
-        Y = lb.transform(y)
         if lb.y_type_ == "multiclass":
-            return Y.argmax(axis=1).astype(np.int64), "log_loss", "softmax", Y.shape[1]
+            # the class indices, as lb.transform(y).argmax(axis=1) without
+            # the one-hot matrix (every label of y is one of the sorted
+            # classes_, checked above)
+            targets = np.searchsorted(lb.classes_, y).astype(np.int64)
+            return targets, "log_loss", "softmax", len(lb.classes_)
+        Y = lb.transform(y)
         # binary, multilabel, and a single class (all-zero targets, as in
         # scikit-learn: the network learns to predict that class)
         return Y.astype(np.float64), "binary_log_loss", "logistic", Y.shape[1]

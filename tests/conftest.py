@@ -46,8 +46,21 @@ def torch_one_thread():
     torch.set_num_threads(n_threads)
 
 
+#: scikit-learn's checks that refit on every sparse format, on the L-BFGS
+#: settings of tests/test_common.py: 11 to 12 s each on 2 cores, 46 s of
+#: the default suite in all, so they run with the slow tests
+_SLOW_CHECKS = ("-check_estimator_sparse_array]", "-check_estimator_sparse_matrix]")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's -m selection
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` run the CUDA paths; without CUDA they are skipped."""
+    """Marks the slowest estimator checks ``slow``; tests marked ``gpu`` run
+    the CUDA paths, and without CUDA they are skipped."""
+    for item in items:
+        nodeid = item.nodeid
+        if (nodeid.startswith("tests/test_common.py::test_sklearn_compatible_estimator")
+                and "solver='lbfgs'" in nodeid and nodeid.endswith(_SLOW_CHECKS)):
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")

@@ -4,7 +4,10 @@ Every check runs on each estimator with its default ``precision='auto'``
 (float64 data trains in float64, as in scikit-learn), with no expected
 failures. The fast settings only shrink the networks and epochs for the
 checks' tiny data sets; ``test_default_estimators`` (marked slow) runs the
-checks on the default-constructed estimators.
+checks on the default-constructed estimators. The two sparse-format checks
+of the L-BFGS settings, which refit on every sparse format (about 12 s
+each), are marked slow too (``tests/conftest.py``): CI runs them with the
+slow tests.
 
 Nothing is excluded and nothing is an expected failure. In particular
 ``check_sample_weight_equivalence_on_dense_data`` holds for ConvClassifier's

@@ -1349,3 +1349,44 @@ def test_adopted_result_sets_the_validation_loss_curve(measured, breast_cancer):
         assert est.validation_loss_curve_ is None
         assert all("valid_loss" not in row for row in est.net_.history)
     np.testing.assert_array_equal(est.predict_proba(X), ref.predict_proba(X))
+
+
+@pytest.mark.parametrize("labels", [
+    np.array([3, 1, 2, 1, 3, 2] * 5),
+    np.array(["b", "c", "a", "c", "b", "a"] * 5, dtype=object),
+    np.array([7.0, -1.0, 2.0, -1.0, 7.0, 2.0] * 5),
+])
+def test_multiclass_targets_are_the_class_indices(labels):
+    """The encoded targets of a multiclass fit are the indices of the labels
+    in ``classes_``, as LabelBinarizer's one-hot rows' argmax; so is a later
+    ``partial_fit`` on a subset of the classes."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    X = np.random.RandomState(0).rand(len(labels), 3)
+    clf = MLPClassifier((4,), max_iter=1, random_state=0)
+    targets, loss, out, n = clf._encode_targets(labels, first_call=True)
+    want = LabelBinarizer().fit(labels).transform(labels).argmax(axis=1)
+    assert targets.dtype == np.int64 and np.array_equal(targets, want)
+    assert (loss, out, n) == ("log_loss", "softmax", 3)
+    clf.partial_fit(X, labels, classes=np.unique(labels))
+    subset = labels[labels != labels[0]]
+    targets, *_ = clf._encode_targets(subset, first_call=False)
+    assert np.array_equal(clf.classes_[targets], subset)
+
+
+def test_param_names_are_read_once_per_class():
+    """``get_params`` reads each class's own ``__init__``: a subclass with
+    another parameter has it, its base class does not."""
+
+    class Wider(MLPClassifier):
+        def __init__(self, hidden_layer_sizes=(100,), *, extra=1, **kwargs):
+            super().__init__(hidden_layer_sizes, **kwargs)
+            self.extra = extra
+
+    base = set(MLPClassifier().get_params())
+    assert set(Wider().get_params()) == {"hidden_layer_sizes", "extra"}
+    assert set(MLPClassifier().get_params()) == base and "extra" not in base
+    assert MLPClassifier._get_param_names() == sorted(base)
+    names = MLPClassifier._get_param_names()
+    names.append("mutated")
+    assert "mutated" not in MLPClassifier._get_param_names()

@@ -51,6 +51,30 @@ PER_MEMBER = {
 #: Estimators whose fits can be batched.
 BATCHABLE = (MLPClassifier, MLPRegressor)
 
+#: On a CPU, each training step of each member costs, beyond the
+#: multiply-adds of its forward and backward passes, about as much as this
+#: many multiply-adds: its own optimizer update and batch gathers (about
+#: 50 µs, at about 11 multiply-adds per ns; ``benchmarks/member_cost.py``
+#: fitted 518,000 over 5 widths, 2 batch sizes and 5 to 45 members, and an
+#: earlier probe 670,000, benchmarks/RESULTS.md). On a GPU the members' steps are
+#: the same few kernels, and it is 0.
+CPU_MEMBER_STEP = 600_000
+
+
+def training_cost(epochs, rows, batch, widths, cpu=True):
+    """An estimate of the work of training one member, in multiply-adds:
+    ``epochs`` epochs over ``rows`` rows in batches of ``batch``, of a
+    network of layer ``widths`` (input, hidden..., output), forward and
+    backward, plus :data:`CPU_MEMBER_STEP` per step on a CPU (``cpu``).
+
+    It weighs the members' shares of a chunk's wall time
+    (:func:`train_plans`) and sizes the chunks of a search on several
+    workers (:func:`sknets.model_selection._distributed.chunk_members`).
+    """
+    n_params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    steps = math.ceil(rows / max(1, batch))
+    return int(epochs) * (3 * rows * n_params + (steps * CPU_MEMBER_STEP if cpu else 0))
+
 
 def why_not_batched(estimator):
     """The reason a fit of ``estimator`` cannot be batched, or None."""
@@ -101,8 +125,8 @@ def train_plans(plans, slots=None, chunk_members=None, pad=None):
 
     Each result's ``fit_time`` is its member's share of the wall time of the
     chunk it trained in (set-up, epochs and read-back), in proportion to its
-    epochs times its training rows times its parameters: the shares of a
-    chunk sum to its time.
+    :func:`training_cost` over the epochs it trained: the shares of a chunk
+    sum to its time.
     """
     slots = list(range(len(plans))) if slots is None else list(slots)
     groups = defaultdict(list)
@@ -118,12 +142,6 @@ def train_plans(plans, slots=None, chunk_members=None, pad=None):
             for i, result in zip(chunk, trained):
                 results[i] = result
     return results, len(groups)
-
-
-def _n_parameters(plan):
-    """The weights and biases of ``plan``'s own network (unpadded)."""
-    widths = [plan.X.shape[1], *plan.hidden, plan.n_outputs]
-    return sum(a * b + b for a, b in zip(widths, widths[1:]))
 
 
 def _members_per_chunk(group):
@@ -560,10 +578,12 @@ class _BatchedGroup:
                 result.t += extra * self.n_list[i]
                 result.no_improvement = 0
             results.append(result)
-        # each member's share: its epochs, rows and parameters (a member
-        # that stopped early, or is narrower than the widest, did less)
+        # each member's share: the cost of its epochs (a member that stopped
+        # early, or is narrower than the widest, did less)
+        cpu = self.device.type != "cuda"
         weights = [
-            max(1, int(n)) * len(p.train_rows) * _n_parameters(p)
+            training_cost(max(1, int(n)), len(p.train_rows), p.batch_size,
+                          [p.X.shape[1], *p.hidden, p.n_outputs], cpu)
             for n, p in zip(n_iter, self.plans)
         ]
         total = sum(weights)

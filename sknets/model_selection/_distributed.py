@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import dataclasses
 import hashlib
+import heapq
 import math
 import os
 import sys
@@ -48,7 +49,7 @@ from sklearn.base import is_classifier
 
 from .. import _seam
 from .._engine import resolve_device
-from ._batched import PER_MEMBER, train_plans
+from ._batched import PER_MEMBER, train_plans, training_cost
 
 
 class ClusterError(RuntimeError):
@@ -160,13 +161,17 @@ class Fit:
             n_out = 1
         return [int(np.prod(np.shape(self.X)[1:])), *map(int, hidden), n_out]
 
-    def cost(self):
-        """An estimate of the work of training it: its epoch budget times its
-        rows times its parameters (the weights of its share of a chunk's
-        time, see :func:`~sknets.model_selection._batched.train_plans`)."""
-        widths = self.widths()
-        n_params = sum(a * b + b for a, b in zip(widths, widths[1:]))
-        return int(self.estimator.max_iter) * len(self.X) * n_params
+    def cost(self, cpu=True):
+        """An estimate of the work of training it
+        (:func:`~sknets.model_selection._batched.training_cost` of its epoch
+        budget, training rows, batch size and widths; ``cpu``: on a CPU)."""
+        est = self.estimator
+        rows = len(self.X)
+        if est.early_stopping:
+            rows -= math.ceil(est.validation_fraction * rows)
+        batch = est.batch_size
+        batch = min(200, rows) if batch == "auto" else min(int(batch), rows)
+        return training_cost(est.max_iter, max(1, rows), batch, self.widths(), cpu)
 
     def structure(self, pad):
         """Its structure as far as the parameters and data tell (the worker
@@ -199,32 +204,89 @@ def _safely(method, fit, *args):
 
 def chunk_members(fits, n_workers, pad=False, free=None):
     """The :class:`Fit` objects as chunks (lists of indices into ``fits``),
-    costliest first.
+    costliest first, and the number of structures.
 
     Members of one structure share a chunk. With one worker, each structure
-    is one chunk, as in a local run. With more, a structure of a fraction
-    ``f`` of the whole estimated work (:meth:`Fit.cost`) is split into
-    ``ceil(2 * n_workers * f)`` chunks, so that every worker gets one chunk
-    or more and no chunk holds much more than half a worker's share; its
-    members are dealt round-robin, so that each chunk mixes candidates and
-    folds. No chunk needs more than a quarter of ``free`` bytes (None: 4
-    GiB; the worker splits a chunk further to fit its own device).
+    is one chunk, as in a local run. With more, structures are split into
+    more chunks (their members dealt round-robin, so that each chunk mixes
+    candidates and folds) until the workers, taking the costliest chunk
+    left whenever one is free, end together (:func:`_balance`, on the
+    estimated :meth:`Fit.cost`). No chunk needs more than a quarter of
+    ``free`` bytes (None: 4 GiB; the worker splits a chunk further to fit
+    its own device). ``pad``: the workers are GPUs, which train members of
+    different hidden widths as one padded network.
     """
     groups = defaultdict(list)
     for i, fit in enumerate(fits):
         groups[_safely(Fit.structure, fit, pad) or ("unknown", i)].append(i)
-    costs = [_safely(Fit.cost, fit) or 1 for fit in fits]
+    groups = list(groups.values())
+    costs = [_safely(Fit.cost, fit, not pad) or 1 for fit in fits]
     sizes = [_safely(Fit.nbytes, fit) or 1 for fit in fits]
-    total = sum(costs)
     free = 4 * 2**30 if free is None else free
-    chunks = []
-    for idx in groups.values():
+    # the fewest chunks that fit in the device memory
+    pieces = []
+    for idx in groups:
         cap = max(1, int(0.25 * free // max(sizes[i] for i in idx)))
-        n = 1 if n_workers <= 1 else math.ceil(2 * n_workers * sum(costs[i] for i in idx) / total)
-        n = min(len(idx), max(n, math.ceil(len(idx) / cap)))
-        chunks.extend(idx[c::n] for c in range(n))
+        pieces.append(min(len(idx), math.ceil(len(idx) / cap)))
+    if n_workers > 1:
+        # a chunk's own work per step: CHUNK_MEMBERS members' step overhead
+        steps = [(_safely(Fit.cost, fit, True) or 1) - (_safely(Fit.cost, fit, False) or 1)
+                 for fit in fits]
+        own = [0 if pad else CHUNK_MEMBERS * max(steps[i] for i in idx) for idx in groups]
+        pieces = _balance(groups, costs, own, pieces, n_workers)
+    chunks = [idx[c::n] for idx, n in zip(groups, pieces) for c in range(n)]
     chunks.sort(key=lambda chunk: -sum(costs[i] for i in chunk))
     return chunks, len(groups)
+
+
+#: On a CPU, a chunk's own work per step, beyond its members' (its batched
+#: kernels and their Python), as this many members' step overhead
+#: (:data:`~sknets.model_selection._batched.CPU_MEMBER_STEP`): splitting
+#: a structure is not free (``benchmarks/member_cost.py``: 30 to 250 µs
+#: per step for hidden widths up to 64, against about 50 µs per member).
+CHUNK_MEMBERS = 3
+
+
+def _makespan(chunk_costs, n_workers):
+    """When the last of ``n_workers`` equal workers ends, each taking the
+    costliest chunk left whenever it is free (the chunks' priorities)."""
+    loads = [0.0] * n_workers
+    for cost in sorted(chunk_costs, reverse=True):
+        heapq.heapreplace(loads, loads[0] + cost)
+    return max(loads)
+
+
+def _balance(groups, costs, own, pieces, n_workers):
+    """The number of chunks of each structure that lets ``n_workers``
+    workers end soonest. ``groups``: each structure's members (indices into
+    ``costs``), ``own``: the cost of each of its chunks beyond its members',
+    ``pieces``: the fewest chunks each needs.
+
+    From ``pieces``, the structure with the costliest chunk is split into
+    one more chunk at a time while the estimated end (:func:`_makespan`)
+    is above the ideal; the best split seen is kept."""
+
+    def chunk_costs(g, n):
+        idx = groups[g]
+        return [own[g] + sum(costs[i] for i in idx[c::n]) for c in range(n)]
+
+    pieces = list(pieces)
+    per = [chunk_costs(g, n) for g, n in enumerate(pieces)]
+    ideal = sum(map(sum, per)) / n_workers
+    best, best_pieces = _makespan([c for cs in per for c in cs], n_workers), list(pieces)
+    for _ in range(4 * n_workers * len(groups)):
+        if best <= 1.01 * ideal:
+            break
+        splittable = [g for g, idx in enumerate(groups) if pieces[g] < len(idx)]
+        if not splittable:
+            break
+        g = max(splittable, key=lambda g: max(per[g]))
+        pieces[g] += 1
+        per[g] = chunk_costs(g, pieces[g])
+        end = _makespan([c for cs in per for c in cs], n_workers)
+        if end < best:
+            best, best_pieces = end, list(pieces)
+    return best_pieces
 
 
 def _data_tokens(fits):
@@ -461,17 +523,33 @@ def _on_dask(fits, place):
             k: client.submit(_array, a, key=f"sknets-data-{k}-{search}", pure=False)
             for k, a in table.items()
         }
-    futures = []
-    for rank, call in enumerate(_chunk_calls(fits, chunks, arrays, tokens)):
-        options = {"pure": False, **place.submit_kwargs}
-        # the costliest chunks first (chunks are sorted by cost)
-        options["priority"] = options.get("priority", 0) + len(chunks) - rank
-        options["key"] = f"train_chunk-{uuid.uuid4().hex}"
-        futures.append(client.submit(train_chunk, *call, **options))
+    # the costliest chunk left goes to the first worker thread that is free:
+    # at most one chunk per thread is in flight, so that no cheap chunk
+    # waits in a worker's queue, or for its data, ahead of a costly one
+    import distributed
+
+    calls = iter(enumerate(_chunk_calls(fits, chunks, arrays, tokens)))
+    futures, outs = {}, [None] * len(chunks)
+    running = distributed.as_completed()
+
+    def submit():
+        rank, call = next(calls, (None, None))
+        if call is not None:
+            options = {"pure": False, **place.submit_kwargs}
+            options["priority"] = options.get("priority", 0) + len(chunks) - rank
+            options["key"] = f"train_chunk-{uuid.uuid4().hex}"
+            future = client.submit(train_chunk, *call, **options)
+            futures[future] = rank
+            running.add(future)
+
     try:
-        outs = client.gather(futures)
+        for _ in range(max(1, place.n_workers)):
+            submit()
+        for future in running:
+            outs[futures[future]] = future.result()
+            submit()
     except BaseException as exc:
-        client.cancel(futures)
+        client.cancel(list(futures))
         if _lost(exc):
             raise ClusterError(
                 f"The Dask cluster lost a chunk of batched members ({exc!r}); the "

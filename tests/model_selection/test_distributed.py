@@ -110,6 +110,7 @@ def _recording_train_chunk(path, hold, estimators, slots, tokens, arrays):
     line = {
         "pid": os.getpid(),
         "members": len(estimators),
+        "hidden": sorted({list(e.hidden_layer_sizes)[0] for e in estimators}),
         "without_data": all(isinstance(t, str) for pair in tokens for t in pair)
         and not any(isinstance(e, np.ndarray) for e in estimators),
         "arrays": {k: id(v) for k, v in arrays.items()},
@@ -196,9 +197,9 @@ def _assert_same_results(ours, theirs):
 # ----------------------------------------------------------------------------
 
 
-def _fits(X, y):
+def _fits(X, y, widths=(6, 12)):
     fits = []
-    for width in (6, 12):
+    for width in widths:
         for lr in (1e-3, 1e-2):
             for split, (train, _) in enumerate(CV.split(X)):
                 est = MLPClassifier((width,), learning_rate_init=lr, max_iter=3, device="cpu")
@@ -206,25 +207,60 @@ def _fits(X, y):
     return fits
 
 
-def test_chunks_split_each_structure_for_the_workers(data):
+def _check_chunks(fits, chunks):
+    """Every member in one chunk, of one structure; the costliest first."""
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(fits)))
+    for chunk in chunks:
+        assert len({fits[i].estimator.hidden_layer_sizes for i in chunk}) == 1
+    costs = [sum(fits[i].cost() for i in chunk) for chunk in chunks]
+    assert costs == sorted(costs, reverse=True)
+
+
+def _estimated_end(fits, chunks, n_workers):
+    return _distributed._makespan([sum(fits[i].cost() for i in c) for c in chunks], n_workers)
+
+
+def test_chunks_balance_the_workers(data):
     X, y = data
-    fits = _fits(X / 16, y)
+    X = X / 16
+    fits = _fits(X, y)
     one, n_structures = _distributed.chunk_members(fits, n_workers=1)
     assert len(one) == n_structures == 2  # one per width, as a local run trains them
-    two, _ = _distributed.chunk_members(fits, n_workers=2)
-    assert len(two) >= 4  # each width split, so that both workers get both
-    for chunks in (one, two):
-        assert sorted(i for chunk in chunks for i in chunk) == list(range(len(fits)))
-        for chunk in chunks:
-            assert len({fits[i].estimator.hidden_layer_sizes for i in chunk}) == 1
-    # the costliest first: the wider members
-    assert fits[two[0][0]].estimator.hidden_layer_sizes == (12,)
+    _check_chunks(fits, one)
+    # one structure on two workers: two halves, dealt round-robin (each
+    # mixes candidates and folds)
+    same = _fits(X, y, widths=(12,))
+    two, _ = _distributed.chunk_members(same, n_workers=2)
+    assert sorted(map(len, two)) == [3, 3]
+    assert all(len({same[i].slot for i in chunk}) > 1 for chunk in two)
+    # a costly structure beside a cheap one: the costly one is split, so
+    # that the workers' estimated loads end within 10 % of an even share
+    # (whole structures would leave one worker with 29 times the other's)
+    mixed = _fits(X, y, widths=(2, 256))
+    whole, _ = _distributed.chunk_members(mixed, n_workers=1)
+    assert len(whole) == 2
+    for n_workers in (2, 3):  # 6 costly members: 3 and 3, or 2, 2 and 2
+        chunks, _ = _distributed.chunk_members(mixed, n_workers=n_workers)
+        _check_chunks(mixed, chunks)
+        total = sum(fit.cost() for fit in mixed)
+        assert _estimated_end(mixed, chunks, n_workers) <= 1.1 * total / n_workers
+        assert _estimated_end(mixed, whole, n_workers) > 1.5 * total / n_workers
     # padded (GPU workers): the widths share a structure
     _, padded = _distributed.chunk_members(fits, n_workers=1, pad=True)
     assert padded == 1
     # a device too small for a whole structure: more, smaller chunks
     small, _ = _distributed.chunk_members(fits, n_workers=1, free=200_000)
     assert len(small) > 2 and max(map(len, small)) < 6
+
+
+def test_member_cost_counts_the_cpu_step_overhead():
+    from sknets.model_selection._batched import CPU_MEMBER_STEP, training_cost
+
+    widths = [64, 32, 10]
+    n_params = 64 * 32 + 32 + 32 * 10 + 10
+    # 2 epochs of 100 rows in batches of 30: 4 steps per epoch
+    assert training_cost(2, 100, 30, widths, cpu=False) == 2 * 3 * 100 * n_params
+    assert training_cost(2, 100, 30, widths) == 2 * (3 * 100 * n_params + 4 * CPU_MEMBER_STEP)
 
 
 def test_workers_plan_their_members_on_their_own_device(data, monkeypatch):
@@ -382,6 +418,34 @@ def test_the_data_goes_once_to_each_worker(client, data, chunks, monkeypatch):
         for key, ident in r["arrays"].items():
             by_worker.setdefault((r["pid"], key), set()).add(ident)
     assert all(len(ids) == 1 for ids in by_worker.values())
+
+
+def test_the_costliest_chunk_left_goes_to_the_first_free_worker(client, data, chunk_log,
+                                                                 monkeypatch):
+    """One chunk per worker thread in flight, the costliest left first: a
+    cheap chunk never waits in a worker's queue ahead of a costly one."""
+    X, y = data
+    submit = distributed.Client.submit
+    in_flight = []  # chunks submitted and not yet ended, at each submission
+
+    def recording_submit(self, func, *args, **kwargs):
+        if kwargs.get("key", "").startswith("train_chunk-"):
+            ended = sum(r["event"] == "end" for r in chunk_log())
+            in_flight.append(len(in_flight) - ended)
+        return submit(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "submit", recording_submit)
+    grid = {"mlpclassifier__hidden_layer_sizes": [(4,), (8,), (16,), (64,), (128,)]}
+    with _on(client):
+        GridSearchCV(_pipe(), grid, cv=CV).fit(X, y)
+    records = chunk_log()
+    starts = [r for r in records if r["event"] == "start"]
+    assert len(starts) >= 5 and sum(r["members"] for r in starts) == 15
+    assert len(in_flight) == len(starts)
+    assert max(in_flight) <= 1  # so never more than 2 (the worker threads)
+    # the widest (costliest) members start first, the narrowest last
+    assert starts[0]["hidden"] == [128] or starts[1]["hidden"] == [128]
+    assert starts[-1]["hidden"] == [4]
 
 
 def test_unbatched_fits_run_on_the_workers_as_scikit_learn_tasks(client, data, here):
