@@ -61,6 +61,11 @@ BATCHABLE = (MLPClassifier, MLPRegressor)
 CPU_MEMBER_STEP = 600_000
 
 
+def n_parameters(widths):
+    """The weights and biases of a network of layer ``widths``."""
+    return sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
 def training_cost(epochs, rows, batch, widths, cpu=True):
     """An estimate of the work of training one member, in multiply-adds:
     ``epochs`` epochs over ``rows`` rows in batches of ``batch``, of a
@@ -71,9 +76,8 @@ def training_cost(epochs, rows, batch, widths, cpu=True):
     (:func:`train_plans`) and sizes the chunks of a search on several
     workers (:func:`sknets.model_selection._distributed.chunk_members`).
     """
-    n_params = sum(a * b + b for a, b in zip(widths, widths[1:]))
     steps = math.ceil(rows / max(1, batch))
-    return int(epochs) * (3 * rows * n_params + (steps * CPU_MEMBER_STEP if cpu else 0))
+    return int(epochs) * (3 * rows * n_parameters(widths) + (steps * CPU_MEMBER_STEP if cpu else 0))
 
 
 def why_not_batched(estimator):
@@ -148,7 +152,7 @@ def _members_per_chunk(group):
     """How many members fit in a quarter of the free device memory."""
     plan = group[0]
     widths = [plan.X.shape[1], *max_widths(group), plan.n_outputs]
-    n_params = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    n_params = n_parameters(widths)
     rows = max(len(p.X) for p in group)
     batch = min(rows, plan.batch_size)
     per_member = 8 * (5 * n_params + 4 * batch * sum(widths) + rows * widths[0])

@@ -49,7 +49,7 @@ from sklearn.base import is_classifier
 
 from .. import _seam
 from .._engine import resolve_device
-from ._batched import PER_MEMBER, train_plans, training_cost
+from ._batched import CPU_MEMBER_STEP, PER_MEMBER, n_parameters, train_plans, training_cost
 
 
 class ClusterError(RuntimeError):
@@ -161,17 +161,29 @@ class Fit:
             n_out = 1
         return [int(np.prod(np.shape(self.X)[1:])), *map(int, hidden), n_out]
 
-    def cost(self, cpu=True):
-        """An estimate of the work of training it
-        (:func:`~sknets.model_selection._batched.training_cost` of its epoch
-        budget, training rows, batch size and widths; ``cpu``: on a CPU)."""
+    def _batch(self, rows):
+        batch = self.estimator.batch_size
+        return min(200, rows) if batch == "auto" else min(int(batch), rows)
+
+    def _schedule(self):
+        """Its epoch budget, training rows and batch size."""
         est = self.estimator
         rows = len(self.X)
         if est.early_stopping:
             rows -= math.ceil(est.validation_fraction * rows)
-        batch = est.batch_size
-        batch = min(200, rows) if batch == "auto" else min(int(batch), rows)
-        return training_cost(est.max_iter, max(1, rows), batch, self.widths(), cpu)
+        rows = max(1, rows)
+        return int(est.max_iter), rows, self._batch(rows)
+
+    def cost(self, cpu=True):
+        """An estimate of the work of training it
+        (:func:`~sknets.model_selection._batched.training_cost` of its epoch
+        budget, training rows, batch size and widths; ``cpu``: on a CPU)."""
+        return training_cost(*self._schedule(), self.widths(), cpu)
+
+    def steps(self):
+        """Its training steps, at most (its epoch budget)."""
+        epochs, rows, batch = self._schedule()
+        return epochs * math.ceil(rows / max(1, batch))
 
     def structure(self, pad):
         """Its structure as far as the parameters and data tell (the worker
@@ -188,11 +200,9 @@ class Fit:
         """Device memory of the member while it trains (as the batched
         trainer estimates it when it splits a structure into chunks)."""
         widths = self.widths()
-        n_params = sum(a * b + b for a, b in zip(widths, widths[1:]))
         rows = len(self.X)
-        batch = self.estimator.batch_size
-        batch = min(200, rows) if batch == "auto" else min(int(batch), rows)
-        return 8 * (5 * n_params + 4 * batch * sum(widths) + rows * widths[0])
+        batch = self._batch(rows)
+        return 8 * (5 * n_parameters(widths) + 4 * batch * sum(widths) + rows * widths[0])
 
 
 def _safely(method, fit, *args):
@@ -230,9 +240,9 @@ def chunk_members(fits, n_workers, pad=False, free=None):
         pieces.append(min(len(idx), math.ceil(len(idx) / cap)))
     if n_workers > 1:
         # a chunk's own work per step: CHUNK_MEMBERS members' step overhead
-        steps = [(_safely(Fit.cost, fit, True) or 1) - (_safely(Fit.cost, fit, False) or 1)
-                 for fit in fits]
-        own = [0 if pad else CHUNK_MEMBERS * max(steps[i] for i in idx) for idx in groups]
+        steps = [_safely(Fit.steps, fit) or 0 for fit in fits]
+        own = [0 if pad else CHUNK_MEMBERS * CPU_MEMBER_STEP * max(steps[i] for i in idx)
+               for idx in groups]
         pieces = _balance(groups, costs, own, pieces, n_workers)
     chunks = [idx[c::n] for idx, n in zip(groups, pieces) for c in range(n)]
     chunks.sort(key=lambda chunk: -sum(costs[i] for i in chunk))
