@@ -105,9 +105,10 @@ class TrainingResult:
     loss_curve: list
     validation_scores: list = None
     #: with ``early_stopping``: the loss on the validation rows after each
-    #: epoch (the criterion without the penalty); None where the trainer
-    #: does not measure it, and the estimator then has no
-    #: ``validation_loss_curve_`` values (None) nor ``valid_loss`` history
+    #: epoch (the criterion without the penalty), which both the separate
+    #: and the batched trainers measure; a trainer that left it None would
+    #: give the estimator no ``validation_loss_curve_`` values (None) nor
+    #: ``valid_loss`` history
     validation_losses: list = None
     best: float = None
     no_improvement: int = 0

@@ -330,23 +330,33 @@ class _BatchedGroup:
         self.val_rows = (rows.clamp(min=0).to(device) + self.offset[:, None])
         self.n_val = self.val_valid.sum(1).to(torch.float64)
         self.scores = torch.zeros((self.max_epochs, M), dtype=torch.float64, device=device)
+        self.val_losses = torch.zeros_like(self.scores)
         self.best_flat = self.flat.clone()
         self.out_activation = self.plans[0].out_activation
         self.is_classifier = self.plans[0].is_classifier
 
     @torch.no_grad()
-    def _validation_scores(self):
-        """Each member's validation score, as its separate fit computes it:
-        accuracy (subset accuracy for multilabel) or R²."""
+    def _validation_metrics(self):
+        """Each member's validation score and loss, as its separate fit
+        computes them: accuracy (subset accuracy for multilabel) or R², and
+        the criterion on the validation rows without the penalty, in float64
+        (NaN where the member's outputs are not finite)."""
         h = self._forward(self.X[self.val_rows])
         y = self.Y[self.val_rows]
         valid = self.val_valid.to(torch.float64)
+        M, V = valid.shape
+        z = h.to(torch.float64)
+        target = y.to(torch.float64) if y.is_floating_point() else y
+        per_row = self.loss_fn(z.reshape(M * V, -1), target.reshape(M * V, *y.shape[2:]))
+        loss = (per_row.view(M, V) * valid).sum(1) / self.n_val
+        finite = (torch.isfinite(z).all(-1) | ~self.val_valid).all(1)
+        loss = torch.where(finite, loss, torch.full_like(loss, float("nan")))
         if self.is_classifier:
             if self.out_activation == "softmax":
                 correct = h.argmax(-1) == y
             else:
                 correct = ((h > 0) == (y > 0.5)).all(-1)
-            return (correct.to(torch.float64) * valid).sum(1) / self.n_val
+            return (correct.to(torch.float64) * valid).sum(1) / self.n_val, loss
         pred = OUT_ACTIVATIONS[self.out_activation].torch(h).to(torch.float64)
         y = y.to(torch.float64)
         w = valid[:, :, None]
@@ -356,7 +366,7 @@ class _BatchedGroup:
         # scikit-learn's r2_score with force_finite=True, averaged over outputs
         r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp(min=1e-300),
                          torch.where(ss_res > 0, 0.0, 1.0))
-        return r2.mean(1)
+        return r2.mean(1), loss
 
     def _forward(self, h):
         """The members' raw outputs for their rows ``h`` (shape ``(M, B,
@@ -499,7 +509,7 @@ class _BatchedGroup:
         run = self.running
         score = None
         if self.early_stopping:
-            score = self._validation_scores()
+            score, self.val_losses[epoch] = self._validation_metrics()
             self.scores[epoch] = score
         improved, _, converged = self.rules.end_epoch(loss, score, self.n_rows, run)
         if self.early_stopping:
@@ -539,6 +549,7 @@ class _BatchedGroup:
         flat = self.flat.detach().cpu()
         curve = self.curve.cpu().numpy()
         scores = self.scores.cpu().numpy() if self.early_stopping else None
+        val_losses = self.val_losses.cpu().numpy() if self.early_stopping else None
         n_iter = self.n_iter.cpu().numpy().astype(int)
         best = self.rules.best.cpu().numpy()
         count = self.rules.no_improvement.cpu().numpy().astype(int)
@@ -555,11 +566,15 @@ class _BatchedGroup:
                 layers.append((W.T.clone(), flat[i, end : end + out_features].clone()))
             n = int(n_iter[i])
             losses = [float(v) for v in curve[:n, i]]
-            member_scores = None if scores is None else [float(v) for v in scores[:n, i]]
+            member_scores = member_losses = None
+            if scores is not None:
+                member_scores = [float(v) for v in scores[:n, i]]
+                member_losses = [float(v) for v in val_losses[:n, i]]
             result = TrainingResult(
                 layers=layers,
                 loss_curve=losses,
                 validation_scores=member_scores,
+                validation_losses=member_losses,
                 best=float(best[i]),
                 no_improvement=int(count[i]),
                 t=int(t[i]),
@@ -579,6 +594,7 @@ class _BatchedGroup:
                 extra = plan.max_iter - n
                 result.loss_curve = losses + [losses[-1]] * extra
                 result.validation_scores = member_scores[:-1] + [np.nan] * (extra + 1)
+                result.validation_losses = member_losses[:-1] + [np.nan] * (extra + 1)
                 result.t += extra * self.n_list[i]
                 result.no_improvement = 0
             results.append(result)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.datasets import load_diabetes
 from sklearn.model_selection import KFold
 
 from sknets import ConvClassifier, MLPClassifier, MLPRegressor, _seam
@@ -253,10 +254,36 @@ def _assert_same_fits_early_stopping(members, separate):
     for est, ref in zip(members.ests, separate):
         assert est.n_iter_ == ref.n_iter_
         np.testing.assert_allclose(est.validation_scores_, ref.validation_scores_, atol=1e-9)
+        # the validation loss too, per epoch, also as the history's valid_loss
+        np.testing.assert_allclose(
+            est.validation_loss_curve_, ref.validation_loss_curve_, rtol=1e-7
+        )
+        assert est.net_.history[:, "valid_loss"] == est.validation_loss_curve_
         assert est.best_validation_score_ == pytest.approx(ref.best_validation_score_, abs=1e-9)
         assert est.best_loss_ is None and ref.best_loss_ is None
         for got, want in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_early_stopping_member_that_diverges_keeps_its_best_weights():
+    """A member whose outputs overflow after its first epoch goes on as its
+    separate fit does: NaN validation scores and losses to max_iter, the
+    best weights kept."""
+    X, y = load_diabetes(return_X_y=True)
+    X = 20 * X  # features of about unit scale: SGD at 0.003 overflows
+    base = MLPRegressor(
+        hidden_layer_sizes=(8,), activation="identity", solver="sgd", momentum=0.9,
+        learning_rate_init=0.001, early_stopping=True, max_iter=6, n_iter_no_change=20,
+        batch_size=32, precision="float64", random_state=0, device="cpu",
+    )
+    estimators = [clone(base).set_params(learning_rate_init=0.003), base]
+    members, separate = _members(estimators, X, y, [(np.arange(len(X)), None)])
+    members.train()
+    diverged = members.ests[0]
+    assert np.isfinite(diverged.validation_loss_curve_[0])
+    assert np.isnan(diverged.validation_loss_curve_[-1])
+    assert np.isfinite(members.ests[1].validation_loss_curve_).all()
+    _assert_same_fits_early_stopping(members, separate)
 
 
 def test_multilabel_early_stopping(digits):

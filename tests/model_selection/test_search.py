@@ -246,6 +246,22 @@ def test_grid_search_with_early_stopping_matches_scikit_learn(raw_digits, capsys
     _assert_same_cv_results(ours, theirs)
 
 
+def test_batched_estimators_keep_their_validation_loss_curves(raw_digits):
+    """cross_validate(return_estimator=True) with early_stopping: each
+    batched member has the validation loss curve of its separate fit, also
+    as valid_loss in its net's history."""
+    X, y = raw_digits
+    pipe = _pipe(early_stopping=True, max_iter=8, n_iter_no_change=2, validation_fraction=0.2)
+    ours = cross_validate(pipe, X, y, cv=CV, return_estimator=True)
+    theirs = sk.cross_validate(pipe, X, y, cv=CV, return_estimator=True)
+    for got, want in zip(ours["estimator"], theirs["estimator"]):
+        got, want = got[-1], want[-1]
+        assert len(got.validation_loss_curve_) == got.n_iter_ == want.n_iter_
+        np.testing.assert_allclose(got.validation_loss_curve_, want.validation_loss_curve_,
+                                   rtol=1e-5)
+        assert got.net_.history[:, "valid_loss"] == got.validation_loss_curve_
+
+
 # ----------------------------------------------------------------------------
 # Honest model selection: fit times, fallbacks
 # ----------------------------------------------------------------------------
