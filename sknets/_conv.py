@@ -45,7 +45,7 @@ class _ConvMixin:
         "kernel_size": [Interval(Integral, 1, None, closed="left")],
         "pool_size": [Interval(Integral, 1, None, closed="left")],
         "batch_norm": ["boolean"],
-        "signal": ["boolean"],
+        "signal": ["boolean", StrOptions({"auto"})],
         "random_shift": [Interval(Integral, 0, None, closed="left")],
         "global_pool": ["boolean"],
         "conv_dropout": [Interval(Real, 0, 1, closed="left")],
@@ -66,11 +66,22 @@ class _ConvMixin:
             )
         if len(shape) == 1:
             return (1, shape[0])
-        if len(shape) == 2 and not self.signal:
+        if len(shape) == 2 and not self._reads_signals(shape):
             return (1, *shape)
         if self.data_format == "channels_last":
             return (shape[-1], *shape[:-1])
         return shape
+
+    def _reads_signals(self, shape):
+        """Whether a two-axis sample ``shape`` is ``(C, L)`` signals rather
+        than ``(H, W)`` images. ``signal='auto'`` reads it as one-channel
+        signals when its channel axis (the first, or the last with
+        ``data_format='channels_last'``) has one value: an image one pixel
+        high is a signal, and 2-D convolutions could not pool it."""
+        if isinstance(self.signal, str):  # 'auto'
+            channels = shape[-1] if self.data_format == "channels_last" else shape[0]
+            return channels == 1
+        return bool(self.signal)
 
     def _channels_first(self, X):
         """Flat rows of ``data_format='channels_last'`` samples, reordered to
@@ -85,15 +96,20 @@ class _ConvMixin:
     def _warn_channels_last(self):
         """Warn when a channels-first reading looks like Keras' channels-last
         layout: a last axis of 1, 3 or 4 values (grey, RGB, RGBA) after a
-        first axis that is not."""
+        first axis that is not, or, with ``signal='auto'``, one-channel images
+        one pixel wide (Keras' ``(steps, 1)`` signals read as ``(H, W)``
+        images)."""
         shape = self.input_shape_
-        if (
-            self.data_format != "channels_first"
-            or shape[-1] not in _CHANNEL_SIZES
-            or shape[0] in _CHANNEL_SIZES
-        ):
+        if self.data_format != "channels_first":
             return
-        if len(shape) == 3:
+        one_wide = len(shape) == 3 and shape[0] == shape[2] == 1
+        if one_wide and isinstance(self.signal, str) and shape[1] not in _CHANNEL_SIZES:
+            shape = shape[1:]
+            reading = f"one-channel {shape[0]}x1 images"
+            layout = "signals: (n_samples, steps, channels)"
+        elif shape[-1] not in _CHANNEL_SIZES or shape[0] in _CHANNEL_SIZES:
+            return
+        elif len(shape) == 3:
             reading = f"{shape[0]} channels of {shape[1]}x{shape[2]} images"
             layout = "images: (n_samples, height, width, channels)"
         else:
@@ -141,7 +157,7 @@ class _ConvMixin:
         if nd_shape is not None:
             return nd_shape
         side = math.isqrt(n_features)
-        if side * side == n_features and not self.signal:
+        if side * side == n_features and (isinstance(self.signal, str) or not self.signal):
             return (1, side, side)
         return (1, n_features)
 
@@ -239,22 +255,23 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     order) and ``input_shape`` says how to unflatten it. With
     ``input_shape=None``, a width that is a perfect square (64, 784, ...) is
     read as one-channel square images, and any other width as a one-channel
-    1-D signal. A 3-D X of shape ``(n, H, W)`` is read as one-channel images
-    (``(n, C, L)`` signals with ``signal=True``) and a 4-D X of shape
-    ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D convolutions and
-    signals 1-D convolutions. Prediction takes X in the form of the training
-    data or flattened. With ``data_format='channels_last'`` the channels
-    come last instead, as in Keras: ``(n, H, W, C)`` images and ``(n, L, C)``
-    signals (and flattened rows of them). A channels-first reading whose
-    last axis looks like channels (1, 3 or 4 values, when the first axis
-    does not) warns.
+    1-D signal. A 3-D X of shape ``(n, H, W)`` is read as one-channel images,
+    ``(n, 1, L)`` as one-channel signals (``(n, C, L)`` signals with
+    ``signal=True``), and a 4-D X of shape ``(n, C, H, W)`` as ``C``-channel
+    images. Images use 2-D convolutions and signals 1-D convolutions.
+    Prediction takes X in the form of the training data or flattened. With
+    ``data_format='channels_last'`` the channels come last instead, as in
+    Keras: ``(n, H, W, C)`` images and ``(n, L, C)`` signals (and flattened
+    rows of them). A channels-first reading whose last axis looks like
+    channels (1, 3 or 4 values, when the first axis does not) warns, as does
+    an ``(n, L, 1)`` X read as images one pixel wide.
 
     **Defaults.** The network is a small VGG-style convnet with the
     regularisation of the classic introductory convnet: dropout 0.25 after
     each conv block and 0.5 in the dense head, batch normalisation, and
     label smoothing 0.1 on the log loss. It suits small images and signals
-    such as the digits; the accuracy and time it reaches there are measured
-    in ``benchmarks/RESULTS.md``. The training parameters are
+    such as the digits and MNIST-1D; the accuracy and time it reaches there
+    are measured in ``benchmarks/RESULTS.md``. The training parameters are
     :class:`MLPClassifier`'s, but for ``learning_rate_init=0.003`` (dropout
     slows learning down) and ``max_iter=45`` (each epoch of a convnet does
     more). Dropout slows learning on small data sets: with a few hundred
@@ -267,8 +284,8 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     ----------
     input_shape : tuple of int, default=None
         Shape of one sample, in the order of ``data_format``: ``(C, H, W)``
-        or ``(H, W)`` for images, ``(C, L)`` (with ``signal=True``) or
-        ``(L,)`` for signals; ``(H, W, C)`` and ``(L, C)`` with
+        or ``(H, W)`` for images, ``(1, L)``, ``(L,)`` or ``(C, L)`` (with
+        ``signal=True``) for signals; ``(H, W, C)`` and ``(L, C)`` with
         ``data_format='channels_last'``. None infers it as described above.
         A shape that does not match X raises a ValueError.
     filters : tuple of int, default=(48, 96)
@@ -290,9 +307,15 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         batch norm"), rather than left as averages over the weights of the
         last few dozen steps; short or high-learning-rate fits predict much
         better for it. ``partial_fit`` keeps the running averages.
-    signal : bool, default=False
-        Read a 2-entry ``input_shape`` (or a 3-D X) as ``(C, L)`` signals
-        rather than ``(H, W)`` images.
+    signal : bool or 'auto', default='auto'
+        How a two-axis sample shape (a 2-entry ``input_shape``, or the
+        samples of a 3-D X) is read: True reads it as ``(C, L)`` signals
+        (1-D convolutions), False as ``(H, W)`` one-channel images (2-D
+        convolutions). ``'auto'`` reads it as one-channel signals when its
+        channel axis has one value, ``(1, L)`` (``(L, 1)`` with
+        ``data_format='channels_last'``), and as images otherwise: an image
+        one pixel high is a signal, and could not be pooled as an image.
+        Multichannel signals need ``signal=True``.
     data_format : {'channels_first', 'channels_last'}, default='channels_first'
         Where the channels are in each sample of X and in ``input_shape``:
         first, as in PyTorch (``(C, H, W)``, ``(C, L)``), or last, as in
@@ -477,7 +500,7 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         activation="relu",
         *,
         batch_norm=True,
-        signal=False,
+        signal="auto",
         data_format="channels_first",
         random_shift=0,
         global_pool=False,
@@ -572,7 +595,8 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
     unflatten it. With ``input_shape=None``, a width that is a perfect square
     (64, 784, ...) is read as one-channel square images, and any other width
     as a one-channel 1-D signal. A 3-D X of shape ``(n, H, W)`` is read as
-    one-channel images (``(n, C, L)`` signals with ``signal=True``) and a 4-D
+    one-channel images, ``(n, 1, L)`` as one-channel signals (``(n, C, L)``
+    signals with ``signal=True``), and a 4-D
     X of shape ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D
     convolutions and signals 1-D convolutions. Prediction takes X in the
     form of the training data or flattened. ``data_format='channels_last'``
@@ -594,8 +618,8 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
     ----------
     input_shape : tuple of int, default=None
         Shape of one sample, in the order of ``data_format``: ``(C, H, W)``
-        or ``(H, W)`` for images, ``(C, L)`` (with ``signal=True``) or
-        ``(L,)`` for signals; ``(H, W, C)`` and ``(L, C)`` with
+        or ``(H, W)`` for images, ``(1, L)``, ``(L,)`` or ``(C, L)`` (with
+        ``signal=True``) for signals; ``(H, W, C)`` and ``(L, C)`` with
         ``data_format='channels_last'``. None infers it as described above.
         A shape that does not match X raises a ValueError.
     filters : tuple of int, default=(48, 96)
@@ -624,9 +648,15 @@ default='squared_error'
         ``sample_weight`` is given. ``partial_fit`` keeps the running
         averages. With it, a lower ``learning_rate_init`` (0.001) avoids the
         jump of the first epoch's loss.
-    signal : bool, default=False
-        Read a 2-entry ``input_shape`` (or a 3-D X) as ``(C, L)`` signals
-        rather than ``(H, W)`` images.
+    signal : bool or 'auto', default='auto'
+        How a two-axis sample shape (a 2-entry ``input_shape``, or the
+        samples of a 3-D X) is read: True reads it as ``(C, L)`` signals
+        (1-D convolutions), False as ``(H, W)`` one-channel images (2-D
+        convolutions). ``'auto'`` reads it as one-channel signals when its
+        channel axis has one value, ``(1, L)`` (``(L, 1)`` with
+        ``data_format='channels_last'``), and as images otherwise: an image
+        one pixel high is a signal, and could not be pooled as an image.
+        Multichannel signals need ``signal=True``.
     data_format : {'channels_first', 'channels_last'}, default='channels_first'
         Where the channels are in each sample of X and in ``input_shape``,
         as in :class:`ConvClassifier`.
@@ -789,7 +819,7 @@ default='squared_error'
         *,
         loss="squared_error",
         batch_norm=False,
-        signal=False,
+        signal="auto",
         data_format="channels_first",
         random_shift=0,
         global_pool=False,

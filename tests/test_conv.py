@@ -71,6 +71,10 @@ def _images(n=40, channels=1, height=6, width=5, seed=0):
         ((30,), False, (1, 30), (1, 30), nn.Conv1d),
         # the same 30 values as one-channel 30-long signals, with signal=True
         ((30,), True, (1, 30), (1, 30), nn.Conv1d),
+        # (1, L) is a one-channel signal by default (signal='auto')...
+        ((1, 30), "auto", (1, 30), (1, 30), nn.Conv1d),
+        # ...and a one-pixel-high image only when signal=False says so
+        ((1, 30), False, (1, 1, 30), (1, 1, 30), nn.Conv2d),
     ],
 )
 def test_flat_X_with_input_shape(input_shape, signal, sample_shape, expected, conv):
@@ -217,6 +221,70 @@ def test_no_channels_warning(shape, data_format):
         ConvClassifier(data_format=data_format, **TINY).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "sample_shape, data_format, expected, conv",
+    [
+        # a 3-D X of one-channel signals, as PyTorch lays them out
+        ((1, 40), "channels_first", (1, 40), nn.Conv1d),
+        # Keras' Conv1D layout, said so
+        ((40, 1), "channels_last", (1, 40), nn.Conv1d),
+        # no axis of one value: images, as with signal=False
+        ((6, 5), "channels_first", (1, 6, 5), nn.Conv2d),
+        ((6, 5), "channels_last", (1, 6, 5), nn.Conv2d),
+    ],
+)
+def test_signal_auto_reads_one_channel_signals(sample_shape, data_format, expected, conv):
+    """signal='auto' (the default) reads a two-axis sample whose channel axis
+    has one value as a one-channel signal, and any other as an image; the
+    flattened rows with the same input_shape train the same network."""
+    X3 = np.random.default_rng(0).random((30, *sample_shape))
+    y = np.arange(30) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of these readings warns
+        clf = _quiet_fit(ConvClassifier(data_format=data_format, **TINY), X3, y)
+    assert clf.get_params()["signal"] == "auto"
+    assert clf.input_shape_ == expected
+    assert all(type(m) is conv for m in _convs(clf))
+    flat = _quiet_fit(
+        ConvClassifier(input_shape=sample_shape, data_format=data_format, **TINY),
+        X3.reshape(30, -1),
+        y,
+    )
+    assert flat.input_shape_ == expected
+    np.testing.assert_array_equal(flat.predict_proba(X3.reshape(30, -1)), clf.predict_proba(X3))
+
+
+def test_one_pixel_wide_images_warn_as_keras_signals():
+    """Keras' Conv1D input (n, steps, 1) read channels first is a one-channel
+    image one pixel wide: it warns, naming data_format='channels_last',
+    which reads it as one-channel signals."""
+    X = np.random.default_rng(0).random((30, 40, 1))
+    y = np.arange(30) % 2
+    msg = "reads samples of shape (40, 1) as one-channel 40x1 images"
+    with pytest.warns(UserWarning, match=re.escape(msg)) as record:
+        clf = _quiet_fit(ConvClassifier(**TINY), X, y)
+    assert "pass data_format='channels_last'" in str(record[0].message)
+    assert clf.input_shape_ == (1, 40, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fixed = ConvClassifier(data_format="channels_last", **TINY).fit(X, y)
+    assert fixed.input_shape_ == (1, 40)
+    # an explicit signal=False reads images and is not second-guessed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert ConvClassifier(signal=False, **TINY).fit(X, y).input_shape_ == (1, 40, 1)
+
+
+@pytest.mark.parametrize("bad", ["yes", "signal", 2, None])
+def test_signal_is_validated(bad):
+    X = np.random.default_rng(0).random((10, 16))
+    y = np.arange(10) % 2
+    with pytest.raises(InvalidParameterError, match="'signal' parameter"):
+        ConvClassifier(signal=bad, **TINY).fit(X, y)
+
+
 def test_data_format_is_validated():
     X = np.random.default_rng(0).random((10, 16))
     y = np.arange(10) % 2
@@ -239,6 +307,8 @@ def test_one_hot_y_is_multilabel_and_warns(small_digits):
 @pytest.mark.parametrize(
     "n_features, signal, expected",
     [
+        (64, "auto", (1, 8, 8)),
+        (50, "auto", (1, 50)),
         (64, False, (1, 8, 8)),
         (49, False, (1, 7, 7)),
         (50, False, (1, 50)),

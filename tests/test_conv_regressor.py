@@ -89,6 +89,9 @@ def _images(n=40, channels=1, height=6, width=5, seed=0):
         ((6, 5), False, (1, 6, 5), nn.Conv2d),
         ((2, 15), True, (2, 15), nn.Conv1d),
         ((30,), False, (1, 30), nn.Conv1d),
+        # signal='auto' (the default): (1, L) is a one-channel signal
+        ((1, 30), "auto", (1, 30), nn.Conv1d),
+        ((1, 30), False, (1, 1, 30), nn.Conv2d),
     ],
 )
 def test_flat_X_with_input_shape(input_shape, signal, expected, conv):
