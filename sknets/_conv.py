@@ -54,40 +54,51 @@ class _ConvMixin:
 
     # -- input shapes -----------------------------------------------------------------
 
-    def _normalize_shape(self, shape):
+    def _reading(self, fitted):
+        """The ``(signal, data_format)`` that read X: the parameters in
+        ``fit`` and ``partial_fit``, and in prediction those of the last fit,
+        so that a ``set_params`` after fitting does not change how the
+        fitted network reads its input."""
+        if fitted:
+            return getattr(self, "_x_reading", (self.signal, self.data_format))
+        return self.signal, self.data_format
+
+    def _normalize_shape(self, shape, reading, source="input_shape"):
         """``(C, H, W)`` for images, ``(C, L)`` for signals, from a sample
-        shape in the order of ``data_format``."""
+        shape in the order of the ``reading``'s ``data_format``."""
         shape = tuple(int(s) for s in shape)
         if any(s <= 0 for s in shape) or not 1 <= len(shape) <= 3:
             raise ValueError(
-                f"input_shape must be (C, H, W), (H, W), (C, L) or (L,) with positive "
+                f"{source} must be (C, H, W), (H, W), (C, L) or (L,) with positive "
                 f"entries ((H, W, C) and (L, C) with data_format='channels_last'), "
-                f"got {self.input_shape!r}."
+                f"got {shape}."
             )
         if len(shape) == 1:
             return (1, shape[0])
-        if len(shape) == 2 and not self._reads_signals(shape):
+        if len(shape) == 2 and not self._reads_signals(shape, reading):
             return (1, *shape)
-        if self.data_format == "channels_last":
+        if reading[1] == "channels_last":
             return (shape[-1], *shape[:-1])
         return shape
 
-    def _reads_signals(self, shape):
+    @staticmethod
+    def _reads_signals(shape, reading):
         """Whether a two-axis sample ``shape`` is ``(C, L)`` signals rather
         than ``(H, W)`` images. ``signal='auto'`` reads it as one-channel
         signals when its channel axis (the first, or the last with
         ``data_format='channels_last'``) has one value: an image one pixel
         high is a signal, and 2-D convolutions could not pool it."""
-        if isinstance(self.signal, str):  # 'auto'
-            channels = shape[-1] if self.data_format == "channels_last" else shape[0]
+        signal, data_format = reading
+        if isinstance(signal, str):  # 'auto'
+            channels = shape[-1] if data_format == "channels_last" else shape[0]
             return channels == 1
-        return bool(self.signal)
+        return bool(signal)
 
-    def _channels_first(self, X):
+    def _channels_first(self, X, reading):
         """Flat rows of ``data_format='channels_last'`` samples, reordered to
         the channels-first order of the network (``input_shape_``)."""
         shape = self.input_shape_
-        if self.data_format != "channels_last" or shape[0] == 1:
+        if reading[1] != "channels_last" or shape[0] == 1:
             return X
         n = X.shape[0]
         X = np.moveaxis(X.reshape(n, *shape[1:], shape[0]), -1, 1)
@@ -124,12 +135,12 @@ class _ConvMixin:
             stacklevel=4,
         )
 
-    def _sample_shape(self, X, reset):
+    def _sample_shape(self, X, reset, reading):
         """Flatten an n-D X; return it with the sample shape it implies."""
         X = _as_array_if_nested(X)
         nd_shape = None
         if getattr(X, "ndim", 2) > 2:
-            nd_shape = self._normalize_shape(X.shape[1:])
+            nd_shape = self._normalize_shape(X.shape[1:], reading, "The samples of X")
             X = X.reshape(X.shape[0], -1)
         if not reset:
             if nd_shape is not None and nd_shape != self.input_shape_:
@@ -140,9 +151,9 @@ class _ConvMixin:
             return X, self.input_shape_
         return X, nd_shape
 
-    def _resolve_input_shape(self, n_features, nd_shape):
+    def _resolve_input_shape(self, n_features, nd_shape, reading):
         if self.input_shape is not None:
-            shape = self._normalize_shape(self.input_shape)
+            shape = self._normalize_shape(self.input_shape, reading)
             if nd_shape is not None and nd_shape != shape:
                 raise ValueError(
                     f"input_shape={tuple(self.input_shape)} does not match the "
@@ -162,16 +173,19 @@ class _ConvMixin:
         return (1, n_features)
 
     def _validate_Xy(self, X, y, reset):
-        X, nd_shape = self._sample_shape(X, reset)
+        reading = self._reading(fitted=False)
+        X, nd_shape = self._sample_shape(X, reset, reading)
         X, y = super()._validate_Xy(X, y, reset)
         if reset:
-            self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape)
+            self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape, reading)
             self._warn_channels_last()
-        return self._channels_first(X), y
+        self._x_reading = reading
+        return self._channels_first(X, reading), y
 
     def _validate_X(self, X, reset):
-        X, _ = self._sample_shape(X, reset=False)
-        return self._channels_first(super()._validate_X(X, reset))
+        reading = self._reading(fitted=True)
+        X, _ = self._sample_shape(X, False, reading)
+        return self._channels_first(super()._validate_X(X, reset), reading)
 
     # -- the network ------------------------------------------------------------------
 
@@ -259,7 +273,9 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     ``(n, 1, L)`` as one-channel signals (``(n, C, L)`` signals with
     ``signal=True``), and a 4-D X of shape ``(n, C, H, W)`` as ``C``-channel
     images. Images use 2-D convolutions and signals 1-D convolutions.
-    Prediction takes X in the form of the training data or flattened. With
+    Prediction takes X in the form of the training data or flattened, and
+    reads it as the fit did (``signal`` and ``data_format`` changed after
+    fitting take effect at the next fit). With
     ``data_format='channels_last'`` the channels come last instead, as in
     Keras: ``(n, H, W, C)`` images and ``(n, L, C)`` signals (and flattened
     rows of them). A channels-first reading whose last axis looks like
@@ -599,7 +615,8 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
     signals with ``signal=True``), and a 4-D
     X of shape ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D
     convolutions and signals 1-D convolutions. Prediction takes X in the
-    form of the training data or flattened. ``data_format='channels_last'``
+    form of the training data or flattened, and reads it as the fit did.
+    ``data_format='channels_last'``
     reads Keras' layouts, ``(n, H, W, C)`` images and ``(n, L, C)`` signals.
 
     **Defaults.** Those of :class:`ConvClassifier` (filters, kernels,

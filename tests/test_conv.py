@@ -277,6 +277,36 @@ def test_one_pixel_wide_images_warn_as_keras_signals():
         assert ConvClassifier(signal=False, **TINY).fit(X, y).input_shape_ == (1, 40, 1)
 
 
+@pytest.mark.parametrize(
+    "fit_params, new_params, sample_shape",
+    [
+        ({"data_format": "channels_last"}, {"data_format": "channels_first"}, (6, 5, 3)),
+        ({}, {"data_format": "channels_last"}, (3, 6, 5)),
+        ({}, {"signal": False}, (1, 40)),
+        ({"signal": True}, {"signal": "auto"}, (6, 5)),
+    ],
+)
+def test_prediction_reads_X_as_the_fit_did(fit_params, new_params, sample_shape):
+    """signal and data_format set after fitting do not change how the fitted
+    model reads X, flat or not: predictions stay those of the fit."""
+    X = np.random.default_rng(0).random((30, *sample_shape))
+    y = np.arange(30) % 3
+    clf = _quiet_fit(ConvClassifier(**fit_params, **TINY), X, y)
+    expected = clf.predict_proba(X)
+    clf.set_params(**new_params)
+    np.testing.assert_array_equal(clf.predict_proba(X), expected)
+    np.testing.assert_array_equal(clf.predict_proba(X.reshape(30, -1)), expected)
+
+
+def test_samples_of_too_many_axes_are_named_in_the_error():
+    X = np.random.default_rng(0).random((10, 2, 3, 4, 5))
+    y = np.arange(10) % 2
+    with pytest.raises(ValueError, match=re.escape("The samples of X must be (C, H, W)")):
+        ConvClassifier(**TINY).fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("got (2, 3, 4, 5)")):
+        ConvClassifier(**TINY).fit(X, y)
+
+
 @pytest.mark.parametrize("bad", ["yes", "signal", 2, None])
 def test_signal_is_validated(bad):
     X = np.random.default_rng(0).random((10, 16))
