@@ -168,7 +168,8 @@ class _ConvMixin:
         if nd_shape is not None:
             return nd_shape
         side = math.isqrt(n_features)
-        if side * side == n_features and (isinstance(self.signal, str) or not self.signal):
+        signal = reading[0]
+        if side * side == n_features and (isinstance(signal, str) or not signal):
             return (1, side, side)
         return (1, n_features)
 
@@ -612,11 +613,10 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
     (64, 784, ...) is read as one-channel square images, and any other width
     as a one-channel 1-D signal. A 3-D X of shape ``(n, H, W)`` is read as
     one-channel images, ``(n, 1, L)`` as one-channel signals (``(n, C, L)``
-    signals with ``signal=True``), and a 4-D
-    X of shape ``(n, C, H, W)`` as ``C``-channel images. Images use 2-D
-    convolutions and signals 1-D convolutions. Prediction takes X in the
-    form of the training data or flattened, and reads it as the fit did.
-    ``data_format='channels_last'``
+    signals with ``signal=True``), and a 4-D X of shape ``(n, C, H, W)`` as
+    ``C``-channel images. Images use 2-D convolutions and signals 1-D
+    convolutions. Prediction takes X in the form of the training data or
+    flattened, and reads it as the fit did. ``data_format='channels_last'``
     reads Keras' layouts, ``(n, H, W, C)`` images and ``(n, L, C)`` signals.
 
     **Defaults.** Those of :class:`ConvClassifier` (filters, kernels,
@@ -666,14 +666,10 @@ default='squared_error'
         averages. With it, a lower ``learning_rate_init`` (0.001) avoids the
         jump of the first epoch's loss.
     signal : bool or 'auto', default='auto'
-        How a two-axis sample shape (a 2-entry ``input_shape``, or the
-        samples of a 3-D X) is read: True reads it as ``(C, L)`` signals
-        (1-D convolutions), False as ``(H, W)`` one-channel images (2-D
-        convolutions). ``'auto'`` reads it as one-channel signals when its
-        channel axis has one value, ``(1, L)`` (``(L, 1)`` with
-        ``data_format='channels_last'``), and as images otherwise: an image
-        one pixel high is a signal, and could not be pooled as an image.
-        Multichannel signals need ``signal=True``.
+        Whether a two-axis sample shape is read as ``(C, L)`` signals or
+        ``(H, W)`` images, as in :class:`ConvClassifier`: ``'auto'`` reads
+        ``(1, L)`` (``(L, 1)`` with ``data_format='channels_last'``) as
+        one-channel signals and any other as images.
     data_format : {'channels_first', 'channels_last'}, default='channels_first'
         Where the channels are in each sample of X and in ``input_shape``,
         as in :class:`ConvClassifier`.
