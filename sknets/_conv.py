@@ -104,17 +104,18 @@ class _ConvMixin:
         X = np.moveaxis(X.reshape(n, *shape[1:], shape[0]), -1, 1)
         return np.ascontiguousarray(X).reshape(n, -1)
 
-    def _warn_channels_last(self):
+    def _warn_channels_last(self, reading):
         """Warn when a channels-first reading looks like Keras' channels-last
         layout: a last axis of 1, 3 or 4 values (grey, RGB, RGBA) after a
         first axis that is not, or, with ``signal='auto'``, one-channel images
         one pixel wide (Keras' ``(steps, 1)`` signals read as ``(H, W)``
         images)."""
         shape = self.input_shape_
-        if self.data_format != "channels_first":
+        signal, data_format = reading
+        if data_format != "channels_first":
             return
         one_wide = len(shape) == 3 and shape[0] == shape[2] == 1
-        if one_wide and isinstance(self.signal, str) and shape[1] not in _CHANNEL_SIZES:
+        if one_wide and isinstance(signal, str) and shape[1] not in _CHANNEL_SIZES:
             shape = shape[1:]
             reading = f"one-channel {shape[0]}x1 images"
             layout = "signals: (n_samples, steps, channels)"
@@ -179,7 +180,7 @@ class _ConvMixin:
         X, y = super()._validate_Xy(X, y, reset)
         if reset:
             self.input_shape_ = self._resolve_input_shape(X.shape[1], nd_shape, reading)
-            self._warn_channels_last()
+            self._warn_channels_last(reading)
         self._x_reading = reading
         return self._channels_first(X, reading), y
 
