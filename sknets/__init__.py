@@ -9,6 +9,23 @@ skorch, on the GPU when there is one.
 from ._conv import ConvClassifier, ConvRegressor
 from ._mlp import MLPClassifier, MLPRegressor
 
-__all__ = ["ConvClassifier", "ConvRegressor", "MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = [
+    "ConvClassifier",
+    "ConvRegressor",
+    "MLPClassifier",
+    "MLPRegressor",
+    "TRUSTED_TYPES",
+    "__version__",
+]
+
+#: The types a file of a fitted sknets estimator asks skops to trust: the
+#: public estimators, and nothing else (their state is plain data, see the
+#: user guide's persistence page). Pass it as ``skops.io.load(file,
+#: trusted=sknets.TRUSTED_TYPES)``; check a file you did not make with
+#: ``skops.io.get_untrusted_types`` first.
+TRUSTED_TYPES = [
+    f"{cls.__module__}.{cls.__qualname__}"
+    for cls in (ConvClassifier, ConvRegressor, MLPClassifier, MLPRegressor)
+]
 
 __version__ = "0.1.0"

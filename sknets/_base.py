@@ -42,7 +42,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _keras, _seam
+from . import _keras, _seam, _state
 from ._engine import (
     PRECISIONS,
     DeviceData,
@@ -468,13 +468,17 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         )
         # dropout and random shifts restart from this call's seed
         self.net_.module_.reseed((seed + 1) % (2**31 - 1))
-        with _threads_for(self.net_, X, self):
-            if result is not None:
-                self._adopt_result(result)
-            elif not SOLVERS[self.solver].stochastic:
-                self._fit_lbfgs(X, targets, sample_weight)
-            else:
-                self._fit_stochastic(X, targets, sample_weight, incremental, seed)
+        try:
+            with _threads_for(self.net_, X, self):
+                if result is not None:
+                    self._adopt_result(result)
+                elif not SOLVERS[self.solver].stochastic:
+                    self._fit_lbfgs(X, targets, sample_weight)
+                else:
+                    self._fit_stochastic(X, targets, sample_weight, incremental, seed)
+        finally:
+            # a fitted model holds the model, not a copy of its training data
+            self.net_.release_data()
         self._check_weights()
         self._export_weights()
         return self
@@ -888,6 +892,33 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             self._check_weights()
             self._export_weights()
         return self
+
+    # -- persistence ----------------------------------------------------------------
+
+    def __getstate__(self):
+        """The estimator's state as plain data (see :mod:`sknets._state`):
+        the network is saved as arrays, and rebuilt by ``__setstate__``."""
+        # (a copy: object.__getstate__ may return the instance's own dict)
+        state = dict(super().__getstate__())
+        net = state.get("net_")
+        if isinstance(net, FastNet):
+            state["net_"] = _state.net_state(net)
+        if isinstance(state.get("device"), torch.device):
+            state["device"] = {"torch.device": str(state["device"])}
+        if isinstance(state.get("_fit_dtype"), np.dtype):
+            state["_fit_dtype"] = state["_fit_dtype"].name
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        if isinstance(state.get("net_"), dict):
+            state["net_"] = _state.load_net(state["net_"])
+        # (a pickle of an earlier release holds the FastNet itself)
+        if isinstance(state.get("device"), dict):
+            state["device"] = torch.device(state["device"]["torch.device"])
+        if isinstance(state.get("_fit_dtype"), str):
+            state["_fit_dtype"] = np.dtype(state["_fit_dtype"])
+        super().__setstate__(state)
 
     # -- prediction -----------------------------------------------------------------
 

@@ -708,6 +708,14 @@ class FastNet(NeuralNet):
         self._stepper_key = None
         self._closed = None
 
+    def release_data(self):
+        """Forget the training steps of the last call, and with them every
+        reference to its data (the steps, captured graphs and loss
+        accumulator hold the call's :class:`DeviceData`)."""
+        self.reset_graphs()
+        for key in ("_step", "_acc", "_generator"):
+            self.__dict__.pop(key, None)
+
     def run_single_epoch(self, iterator, training, prefix, step_fn=None, **fit_params):
         """One pass over ``iterator``; records ``{prefix}_loss`` in the history.
 

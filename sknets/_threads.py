@@ -1,7 +1,11 @@
 """The CPU state of a fit: torch's intra-op threads (the one policy of
 single and batched fits) and the flushing of denormal floats.
 
-The thread rule (:func:`fit_threads`), per CPU fit:
+A fit's float sums depend on how many threads compute them, so the number
+of threads is a function of the fit alone, never of the machine's load or
+of other fits running in other threads: the same ``random_state`` gives
+the same model, bit for bit, alone or beside other fits. The rule
+(:func:`fit_threads`), per CPU fit:
 
 1. If the user chose torch's threads (``OMP_NUM_THREADS`` or
    ``MKL_NUM_THREADS`` in the environment, or ``torch.set_num_threads`` to
@@ -9,19 +13,18 @@ The thread rule (:func:`fit_threads`), per CPU fit:
 2. Otherwise a step of fewer than :data:`SMALL_STEP` multiply-adds runs on
    one thread: its operators are too small for a second thread to pay for
    waking it.
-3. Otherwise the fit takes the cores that are free now, at most torch's
-   setting: the cores this process may run on (``os.sched_getaffinity``)
-   less the other runnable tasks (the instantaneous count of
-   ``/proc/loadavg`` less this process's own running threads, or the
-   one-minute load average less one, whichever is higher).
-   Two intra-op threads on two cores that another process keeps busy make
-   every step wait for the slower thread, many times slower than one.
+3. Otherwise the fit takes the cores this process may run on
+   (``os.sched_getaffinity``), at most torch's default.
 
-The caller's setting is restored when the fit ends.
+torch's thread count is per Python thread (OpenMP's and MKL's settings are
+thread-local), and a new thread starts from the last count set anywhere in
+the process. So each fit sets its count in its own thread and puts the
+caller's back when it ends; while fits are in flight, the user's setting is
+read from what it was when the first of them began, not from a thread that
+may have started inside another fit.
 """
 
 import contextlib
-import math
 import os
 import threading
 
@@ -37,13 +40,32 @@ SMALL_STEP = 2**22
 #: reads OMP_NUM_THREADS itself; without it, the number of cores)
 _TORCH_DEFAULT = torch.get_num_threads() if "OMP_NUM_THREADS" not in os.environ else None
 
+_THREADS_LOCK = threading.Lock()
+#: fits in flight, and the caller's count when the first of them began
+_THREADS = {"users": 0, "before": None}
+#: how deep this Python thread is inside fits
+_NESTED = threading.local()
+
+
+def _environment_threads():
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        try:
+            n = int(os.environ.get(key, "").split(",")[0])
+        except ValueError:
+            continue
+        if n > 0:
+            return n
+    return None
+
 
 def user_threads():
     """The intra-op threads the user chose, or None when nobody did."""
-    if any(os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
-        return torch.get_num_threads()
-    current = torch.get_num_threads()
-    if _TORCH_DEFAULT is not None and current != _TORCH_DEFAULT and not _THREADS["users"]:
+    env = _environment_threads()
+    if env is not None:
+        return env
+    # inside other fits, this thread may have started from their setting
+    current = _THREADS["before"] if _THREADS["users"] else torch.get_num_threads()
+    if _TORCH_DEFAULT is not None and current != _TORCH_DEFAULT:
         return current
     return None
 
@@ -56,42 +78,6 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
-def _own_running():
-    """This process's threads that are running or runnable now (torch's
-    intra-op workers spin for a while after each parallel operator)."""
-    n = 0
-    try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/stat") as f:
-                # the state follows the parenthesised command name
-                n += f.read().rsplit(")", 1)[1].split()[0] == "R"
-    except (OSError, IndexError):
-        return 1
-    return max(1, n)
-
-
-def busy_cores():
-    """Other tasks that want a core now: the runnable tasks of
-    ``/proc/loadavg`` less this process's own, or the one-minute load
-    average less one (this process), whichever is higher."""
-    running = 0
-    try:
-        with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0]) - _own_running()
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
-    return max(0, running, int(math.floor(load - 1.0 + 0.5)))
-
-
-def free_cores():
-    """The cores free for a fit now (at least 1)."""
-    return max(1, usable_cores() - busy_cores())
-
-
 def fit_threads(step_work):
     """The intra-op threads of a CPU fit whose steps do ``step_work``
     multiply-adds (the rule of the module docstring)."""
@@ -100,33 +86,33 @@ def fit_threads(step_work):
         return chosen
     if step_work < SMALL_STEP:
         return 1
-    return max(1, min(torch.get_num_threads(), free_cores()))
-
-_THREADS_LOCK = threading.Lock()
-_THREADS = {"users": 0, "before": None}
+    return max(1, min(_TORCH_DEFAULT or usable_cores(), usable_cores()))
 
 
 @contextlib.contextmanager
 def intra_op_threads(n):
-    """Run torch's CPU operators on at most ``n`` threads, then restore.
-
-    torch's thread count is global to the process: with fits running in
-    several Python threads, the first one in sets it and the last one out
-    restores the caller's setting.
-    """
+    """Run torch's CPU operators of this thread on ``n`` threads, then put
+    this thread's setting back (the user's, when it started inside another
+    fit)."""
     with _THREADS_LOCK:
+        mine = torch.get_num_threads()
         if _THREADS["users"] == 0:
-            _THREADS["before"] = torch.get_num_threads()
-            if n < _THREADS["before"]:
-                torch.set_num_threads(n)
+            _THREADS["before"] = mine
+        elif not getattr(_NESTED, "depth", 0):
+            # a thread that may have started inside another fit
+            mine = _THREADS["before"]
         _THREADS["users"] += 1
+    _NESTED.depth = getattr(_NESTED, "depth", 0) + 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
+        _NESTED.depth -= 1
         with _THREADS_LOCK:
             _THREADS["users"] -= 1
-            if _THREADS["users"] == 0 and torch.get_num_threads() != _THREADS["before"]:
-                torch.set_num_threads(_THREADS["before"])
+        if torch.get_num_threads() != mine:
+            torch.set_num_threads(mine)
 
 
 def step_threads(device, step_work):
@@ -134,9 +120,8 @@ def step_threads(device, step_work):
     multiply-adds (:func:`fit_threads`); torch's setting on other devices."""
     if torch.device(device).type != "cpu":
         return contextlib.nullcontext()
-    n = fit_threads(step_work)
-    if n >= torch.get_num_threads():
-        return contextlib.nullcontext()
+    with _THREADS_LOCK:
+        n = fit_threads(step_work)
     return intra_op_threads(n)
 
 

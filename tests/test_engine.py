@@ -518,3 +518,45 @@ def test_fits_and_predictions_flush_denormals_then_restore(breast_cancer, monkey
         assert _denormals_flushed()
     finally:
         torch.set_flush_denormal(False)
+
+
+# -- a fitted model holds the model, not its data -------------------------------------
+
+
+def _held_memory():
+    """benchmarks/held_memory.py: ``held_bytes`` (every tensor and array
+    reachable from an object) and ``model_bytes`` (an estimator's weights
+    and optimizer state)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "held_memory.py"
+    spec = importlib.util.spec_from_file_location("held_memory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("how", ["fit", "partial_fit", "warm_start", "lbfgs", "early_stopping"])
+def test_a_fitted_model_holds_no_copy_of_its_training_data(how):
+    from sknets import MLPRegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20_000, 40)), rng.normal(size=20_000)
+    params = {"hidden_layer_sizes": (4,), "max_iter": 2, "random_state": 0}
+    if how == "lbfgs":
+        params["solver"] = "lbfgs"
+    if how == "early_stopping":
+        params.update(early_stopping=True, max_iter=3)
+    est = MLPRegressor(**params, warm_start=how == "warm_start")
+    if how == "partial_fit":
+        est.partial_fit(X, y)
+    else:
+        est.fit(X, y)
+    if how == "warm_start":
+        est.fit(X, y)
+    held = _held_memory()
+    extra = held.held_bytes(est) - held.model_bytes(est)
+    # X is 6.4 MB: what is held beyond the model is a few kB of bookkeeping
+    assert extra < X.nbytes / 100, extra

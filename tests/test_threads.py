@@ -1,5 +1,10 @@
 """The thread rule of CPU fits (sknets._threads)."""
 
+import subprocess
+import sys
+import threading
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -16,24 +21,29 @@ def no_user_setting(monkeypatch):
     monkeypatch.setattr(T, "_TORCH_DEFAULT", torch.get_num_threads())
 
 
-def test_small_steps_run_on_one_thread(no_user_setting, monkeypatch):
-    monkeypatch.setattr(T, "free_cores", lambda: 8)
+def test_small_steps_run_on_one_thread(no_user_setting):
     assert T.fit_threads(T.SMALL_STEP - 1) == 1
 
 
-def test_large_steps_take_the_free_cores_up_to_torchs_setting(no_user_setting, monkeypatch):
-    n = torch.get_num_threads()
-    monkeypatch.setattr(T, "free_cores", lambda: 1)
+def test_large_steps_take_the_usable_cores_up_to_torchs_default(no_user_setting, monkeypatch):
+    monkeypatch.setattr(T, "usable_cores", lambda: 1)
     assert T.fit_threads(T.SMALL_STEP) == 1
-    monkeypatch.setattr(T, "free_cores", lambda: 64)
-    assert T.fit_threads(T.SMALL_STEP) == n
+    monkeypatch.setattr(T, "usable_cores", lambda: 64)
+    assert T.fit_threads(T.SMALL_STEP) == torch.get_num_threads()
+
+
+def test_the_load_does_not_change_a_fits_threads(no_user_setting, monkeypatch):
+    """Float sums depend on the number of threads: a busy machine must not
+    change the model."""
+    quiet = [T.fit_threads(w) for w in (1, T.SMALL_STEP, 64 * T.SMALL_STEP)]
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (7.5, 7.0, 7.0), raising=False)
+    assert [T.fit_threads(w) for w in (1, T.SMALL_STEP, 64 * T.SMALL_STEP)] == quiet
 
 
 def test_the_users_setting_is_respected(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    monkeypatch.setattr(T, "free_cores", lambda: 1)
-    assert T.fit_threads(1) == torch.get_num_threads()
-    assert T.fit_threads(T.SMALL_STEP * 4) == torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert T.fit_threads(1) == 3
+    assert T.fit_threads(T.SMALL_STEP * 4) == 3
 
 
 def test_set_num_threads_counts_as_a_choice(no_user_setting, monkeypatch):
@@ -41,15 +51,23 @@ def test_set_num_threads_counts_as_a_choice(no_user_setting, monkeypatch):
     assert T.user_threads() == torch.get_num_threads()
 
 
-def test_busy_and_free_cores_are_sane():
-    assert T._own_running() >= 1
-    assert T.busy_cores() >= 0
-    assert 1 <= T.free_cores() <= T.usable_cores()
+def test_a_thread_started_inside_another_fit_reads_the_users_setting(no_user_setting):
+    """torch's count is per thread, and a new thread starts from the last
+    count set anywhere: one started while a fit runs on 1 thread must not
+    take that 1 for the user's choice."""
+    seen = {}
 
+    def inner():
+        seen["threads"] = torch.get_num_threads()
+        seen["rule"] = T.fit_threads(T.SMALL_STEP)
 
-def test_load_from_other_tasks_is_counted(monkeypatch):
-    monkeypatch.setattr(T.os, "getloadavg", lambda: (3.2, 3.0, 3.0))
-    assert T.busy_cores() >= 2
+    with T.intra_op_threads(1):
+        worker = threading.Thread(target=inner)
+        worker.start()
+        worker.join()
+    assert seen["threads"] == 1  # what torch hands the new thread
+    assert seen["rule"] == T.fit_threads(T.SMALL_STEP)
+    assert torch.get_num_threads() == T._TORCH_DEFAULT
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -73,3 +91,89 @@ def test_intra_op_threads_nest_and_restore():
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_threads_nest_across_python_threads_and_restore():
+    before = torch.get_num_threads()
+    barrier = threading.Barrier(2)
+    counts = []
+
+    def fit_like(n):
+        with T.intra_op_threads(n):
+            barrier.wait()
+            counts.append(torch.get_num_threads())
+            barrier.wait()
+
+    workers = [threading.Thread(target=fit_like, args=(n,)) for n in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(counts) == [1, 2]  # each thread has its own count
+    assert torch.get_num_threads() == before
+
+
+# -- the same bits, alone or beside other fits, quiet or busy -------------------------
+
+
+def _fit_outputs(dtype, kind):
+    """Predictions of a small fit whose sums change with the number of
+    threads: float32 MLP, and convolutions in float32 and float64."""
+    from sklearn.datasets import load_digits
+
+    from sknets import ConvClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:300] / 16).astype(dtype), y[:300]
+    if kind == "conv":
+        est = ConvClassifier(filters=(4, 8), hidden_layer_sizes=(16,), max_iter=2, random_state=0)
+    else:
+        est = MLPClassifier(max_iter=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X, y).predict_proba(X)
+
+
+@pytest.fixture
+def busy_core():
+    """Another process keeping one core busy."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _concurrent_rounds(dtype, rounds):
+    kinds = ["mlp", "conv", "mlp", "conv"]
+    alone = {kind: _fit_outputs(dtype, kind) for kind in set(kinds)}
+    for _ in range(rounds):
+        outputs = [None] * len(kinds)
+        # every thread has its torch count before the first fit begins
+        barrier = threading.Barrier(len(kinds))
+
+        def run(i, barrier=barrier, outputs=outputs):
+            torch.get_num_threads()
+            barrier.wait()
+            outputs[i] = _fit_outputs(dtype, kinds[i])
+
+        workers = [threading.Thread(target=run, args=(i,)) for i in range(len(kinds))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        for kind, out in zip(kinds, outputs):
+            np.testing.assert_array_equal(out, alone[kind])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fits_in_threads_are_bit_identical_to_the_fit_alone(dtype, no_user_setting):
+    _concurrent_rounds(dtype, rounds=2)
+    assert torch.get_num_threads() == T._TORCH_DEFAULT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fits_in_threads_beside_a_busy_core_are_bit_identical(dtype, no_user_setting, busy_core):
+    _concurrent_rounds(dtype, rounds=5)
