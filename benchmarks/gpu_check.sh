@@ -3,7 +3,9 @@
 #
 #   1. the tests marked `gpu` (tests/test_gpu.py: graph-captured steps,
 #      batched training, bfloat16, the convnet on CUDA);
-#   2. benchmarks/bench.py on CUDA: W1-W5 with sknets, scikit-learn and skorch
+#   2. benchmarks/array_api_gpu.py: MinMaxScaler + MLPClassifier on CUDA
+#      tensors under scikit-learn's array API, against the same fed numpy;
+#   3. benchmarks/bench.py on CUDA: W1-W5 with sknets, scikit-learn and skorch
 #      interleaved in one process, the batched W2 / W4 rows included.
 #
 # The machine needs torch with CUDA, scikit-learn, scipy and pandas; skorch
@@ -17,6 +19,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu_check_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+export SCIPY_ARRAY_API=1
 
 if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -38,8 +41,12 @@ torch.version.cuda, '| scikit-learn', sklearn.__version__, '| skorch', skorch.__
 timeout 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m gpu tests/test_gpu.py \
     2>&1 | tee "$OUT/gpu-tests.txt" || status=1
 
-# 2. the benchmark (capped so that the whole script stays within 8 minutes)
-timeout 330 python3 benchmarks/bench.py --device cuda --repeats 3 \
+# 2. a pipeline on CUDA tensors (scikit-learn's array API) against numpy
+timeout 60 python3 benchmarks/array_api_gpu.py --repeats 3 \
+    2>&1 | tee "$OUT/array-api.txt" || status=1
+
+# 3. the benchmark (capped so that the whole script stays within 8 minutes)
+timeout 300 python3 benchmarks/bench.py --device cuda --repeats 3 \
     --out "$OUT/bench.md" --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench-log.txt" || status=1
 
 exit $status

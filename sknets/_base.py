@@ -42,7 +42,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _keras, _seam, _state
+from . import _array_api, _keras, _seam, _state
 from ._engine import (
     PRECISIONS,
     DeviceData,
@@ -159,6 +159,8 @@ def _threads_for(net, X, est):
 def _max_abs(X):
     if sp.issparse(X):
         X = X.data
+    if isinstance(X, torch.Tensor):
+        return float(X.abs().max()) if X.numel() else 0.0
     if X.size == 0:
         return 0.0
     return max(float(np.max(X)), -float(np.min(X)))
@@ -274,7 +276,11 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     def _validate_X(self, X, reset):
         """Validate X at predict time; subclasses may reshape."""
         return validate_data(
-            self, X, dtype=_FLOAT_DTYPES, accept_sparse=self._accept_sparse, reset=reset
+            self,
+            X,
+            dtype=_array_api.float_dtypes(X, _FLOAT_DTYPES),
+            accept_sparse=self._accept_sparse,
+            reset=reset,
         )
 
     def _validate_Xy(self, X, y, reset):
@@ -283,7 +289,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             X,
             y,
             multi_output=True,
-            dtype=_FLOAT_DTYPES,
+            dtype=_array_api.float_dtypes(X, _FLOAT_DTYPES),
             accept_sparse=self._accept_sparse,
             reset=reset,
         )
@@ -368,19 +374,27 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         reuse = hasattr(self, "net_") and (incremental or self.warm_start)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        # under scikit-learn's array API dispatch: X where it is, the rest on the host
+        space = _array_api.namespace_of(X)
+        if reuse:
+            _array_api.check_same_space(self, X, "partial_fit" if incremental else "fit")
+        X = _array_api.training_input(X, space)
+        y, classes = _array_api.host(y), _array_api.host(classes)
         X, y = self._validate_Xy(X, y, reset=not reuse)
         if sample_weight is not None:
+            sample_weight = _array_api.host(sample_weight)
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         targets, loss, out_activation, n_outputs = self._encode_targets(
             y, first_call=not reuse, classes=classes
         )
         hidden = self._hidden_sizes()
-        device = resolve_device(self.device)
-        precision = resolve_precision(self.precision, X.dtype, device)
+        device = self._fit_device(X)
+        precision = resolve_precision(self.precision, _array_api.numpy_dtype(X.dtype), device)
         self._check_range(X, targets, precision)
         spec = self._net_spec(precision, device)
 
         if not reuse:
+            self._array_space = _array_api.space_name(space)
             self._seed = _draw_seed(self.random_state)
             # an int random_state initialises as scikit-learn's MLP does
             self._init_seed = (
@@ -404,13 +418,31 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             # a warm-started fit restarts the optimizer, as scikit-learn does
             self.net_.initialize_optimizer()
         self._spec = spec
-        self._fit_dtype = X.dtype
+        self._fit_dtype = _array_api.numpy_dtype(X.dtype)
         if SOLVERS[self.solver].stochastic and not hasattr(self, "loss_curve_"):
             self._init_curves()  # as scikit-learn: lbfgs fits have no curves
         self._n_calls += 1
         # each call of fit / partial_fit draws fresh batch orders and dropout
         seed = (self._seed + 7919 * (self._n_calls - 1)) % (2**31 - 1)
         return X, targets, sample_weight, seed
+
+    def _fit_device(self, X):
+        """The device of a fit: ``device``, or X's for a tensor of
+        scikit-learn's array API with ``device='auto'``; an explicit device
+        that is not X's is a ValueError."""
+        if not isinstance(X, torch.Tensor):
+            return resolve_device(self.device)
+        here = X.device
+        if isinstance(self.device, str) and self.device == "auto":
+            return resolve_device(here)
+        device = resolve_device(self.device)
+        if device.type != here.type or (device.index or 0) != (here.index or 0):
+            raise ValueError(
+                f"X is a tensor on device {str(here)!r}, but device={self.device!r}. "
+                "With scikit-learn's array API dispatch the fit trains where X is: "
+                "set device='auto' (or the device of X), or move X."
+            )
+        return device
 
     def _rebuild_net(self, input_shape, loss, device, precision, incremental):
         """A net of the current parameters holding the old net's weights
@@ -480,7 +512,8 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             # a fitted model holds the model, not a copy of its training data
             self.net_.release_data()
         self._check_weights()
-        self._export_weights()
+        # fitted arrays follow X (scikit-learn's array API): its namespace and device
+        self._export_weights(_array_api.namespace_of(X))
         return self
 
     def _check_weights(self):
@@ -854,17 +887,19 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             )
         print(f"{line} - {seconds:.3f}s", flush=True)
 
-    def _export_weights(self):
+    def _export_weights(self, space=None):
         """``coefs_`` / ``intercepts_`` as scikit-learn's (dense layers), in
-        the dtype of the training data."""
+        the dtype of the training data, in the array namespace ``space``
+        (numpy when None)."""
         dtype = self._fit_dtype
         linear = [m for m in self.net_.module_.modules() if isinstance(m, torch.nn.Linear)]
-        self.coefs_ = [
-            m.weight.detach().T.cpu().to(torch.float64).numpy().astype(dtype) for m in linear
-        ]
-        self.intercepts_ = [
-            m.bias.detach().cpu().to(torch.float64).numpy().astype(dtype) for m in linear
-        ]
+
+        def export(t):
+            array = t.detach().cpu().to(torch.float64).numpy().astype(dtype)
+            return _array_api.to_caller(array, space)
+
+        self.coefs_ = [export(m.weight.T) for m in linear]
+        self.intercepts_ = [export(m.bias) for m in linear]
 
     def load_weights(self, f):
         """Load network weights saved with ``net_.save_params(f_params=f)``.
@@ -890,7 +925,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         with _atomic(self, incremental=True):
             self.net_.module_.load_state_dict(state)
             self._check_weights()
-            self._export_weights()
+            self._export_weights(_array_api.namespace_of(self.coefs_[0]))
         return self
 
     # -- persistence ----------------------------------------------------------------
@@ -907,6 +942,10 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             state["device"] = {"torch.device": str(state["device"])}
         if isinstance(state.get("_fit_dtype"), np.dtype):
             state["_fit_dtype"] = state["_fit_dtype"].name
+        for key in ("coefs_", "intercepts_"):
+            # arrays of a fit on tensors (scikit-learn's array API) as numpy
+            if key in state:
+                state[key] = [_array_api.numpy_copy(a) for a in state[key]]
         return state
 
     def __setstate__(self, state):
@@ -918,27 +957,41 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             state["device"] = torch.device(state["device"]["torch.device"])
         if isinstance(state.get("_fit_dtype"), str):
             state["_fit_dtype"] = np.dtype(state["_fit_dtype"])
+        net = state.get("net_")
+        for key in ("coefs_", "intercepts_"):
+            if key in state and net is not None:
+                state[key] = [
+                    _array_api.restore(a, state.get("_array_space"), net.torch_device)
+                    for a in state[key]
+                ]
         super().__setstate__(state)
 
     # -- prediction -----------------------------------------------------------------
 
-    def _raw_output(self, X):
-        """Raw network outputs (float64) and the dtype of the predictions:
-        the input's and the training data's, promoted, as in scikit-learn."""
+    def _raw_output(self, X, method):
+        """Raw network outputs (float64 numpy), the dtype of the predictions
+        (the input's and the training data's, promoted, as in scikit-learn)
+        and X's array namespace (see :mod:`sknets._array_api`): outputs go
+        back to it through :func:`~sknets._array_api.to_caller`."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        return self.net_.forward_raw(X), np.result_type(X.dtype, self._fit_dtype)
+        space = _array_api.namespace_of(X)
+        _array_api.check_same_space(self, X, method)
+        X = self._validate_X(_array_api.training_input(X, space), reset=False)
+        dtype = np.result_type(_array_api.numpy_dtype(X.dtype), self._fit_dtype)
+        return self.net_.forward_raw(X), dtype, space
 
-    def _forward(self, X):
-        """Network output after the output activation."""
-        raw, dtype = self._raw_output(X)
+    def _forward(self, X, method):
+        """Network output after the output activation, and X's namespace."""
+        raw, dtype, space = self._raw_output(X, method)
         out = OUT_ACTIVATIONS[self.out_activation_].numpy(raw)
-        return out.astype(dtype, copy=False)
+        return out.astype(dtype, copy=False), space
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         tags.input_tags.sparse = bool(self._accept_sparse)
+        # torch tensors train where they are; other namespaces via numpy
+        tags.array_api_support = True
         return tags
 
 
@@ -1050,8 +1103,9 @@ class _ClassifierNet(_BaseNet):
             The predicted labels, from ``classes_``; a 0/1 indicator matrix
             in multilabel classification.
         """
-        raw, _ = self._raw_output(X)
-        return self._label_binarizer.inverse_transform(self._indicator(raw))
+        raw, _, space = self._raw_output(X, "predict")
+        labels = self._label_binarizer.inverse_transform(self._indicator(raw))
+        return _array_api.to_caller(labels, space)
 
     def predict_proba(self, X):
         """Probability estimates.
@@ -1067,11 +1121,15 @@ class _ClassifierNet(_BaseNet):
             The probability of each class, in the order of ``classes_``. In
             multilabel classification, the probability of each label.
         """
-        proba = self._forward(X)
+        proba, space = self._proba(X, "predict_proba")
+        return _array_api.to_caller(proba, space)
+
+    def _proba(self, X, method):
+        proba, space = self._forward(X, method)
         if self.n_outputs_ == 1 and self._label_binarizer.y_type_ != "multilabel-indicator":
             # binary (and, as in scikit-learn, a single class): two columns
             proba = np.hstack([1 - proba, proba])
-        return proba
+        return proba, space
 
     def predict_log_proba(self, X):
         """Logarithm of the probability estimates.
@@ -1086,8 +1144,9 @@ class _ClassifierNet(_BaseNet):
         log_y_prob : ndarray of shape (n_samples, n_classes)
             ``log(predict_proba(X))``.
         """
+        proba, space = self._proba(X, "predict_log_proba")
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return _array_api.to_caller(np.log(proba), space)
 
     @available_if(lambda est: est._check_solver())
     @_keras.fit_hints
@@ -1135,7 +1194,7 @@ class _RegressorNet(_BaseNet):
             y,
             multi_output=True,
             y_numeric=True,
-            dtype=_FLOAT_DTYPES,
+            dtype=_array_api.float_dtypes(X, _FLOAT_DTYPES),
             accept_sparse=self._accept_sparse,
             reset=reset,
         )
@@ -1177,8 +1236,8 @@ class _RegressorNet(_BaseNet):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             The predicted values, 1-D when the model was fitted on 1-D y.
         """
-        pred = self._forward(X)
-        return pred.ravel() if self.n_outputs_ == 1 else pred
+        pred, space = self._forward(X, "predict")
+        return _array_api.to_caller(pred.ravel() if self.n_outputs_ == 1 else pred, space)
 
     @available_if(lambda est: est._check_solver())
     @_keras.fit_hints

@@ -101,8 +101,10 @@ class _ConvMixin:
         if reading[1] != "channels_last" or shape[0] == 1:
             return X
         n = X.shape[0]
-        X = np.moveaxis(X.reshape(n, *shape[1:], shape[0]), -1, 1)
-        return np.ascontiguousarray(X).reshape(n, -1)
+        X = X.reshape(n, *shape[1:], shape[0])
+        if isinstance(X, torch.Tensor):  # scikit-learn's array API: where it is
+            return X.movedim(-1, 1).contiguous().reshape(n, -1)
+        return np.ascontiguousarray(np.moveaxis(X, -1, 1)).reshape(n, -1)
 
     def _warn_channels_last(self, reading):
         """Warn when a channels-first reading looks like Keras' channels-last

@@ -212,6 +212,10 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.int
 
 
 def _to_tensor(a, device, dtype):
+    if isinstance(a, torch.Tensor):
+        # a tensor (scikit-learn's array API) is read where it is: on its
+        # device, and as it is when it has the dtype already (no copy)
+        return a.to(device=device, dtype=dtype)
     # np.array copies, so read-only or memory-mapped input is never touched
     return torch.from_numpy(np.array(a, dtype=_NUMPY_DTYPES[dtype])).to(device)
 

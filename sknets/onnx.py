@@ -335,6 +335,9 @@ def _cast(scope, container, variable, proto_type):
 def _constant(scope, container, prefix, proto_type, values):
     """Add an initializer of ``values`` as ``proto_type``; return its name."""
     name = scope.get_unique_variable_name(prefix)
+    if isinstance(values, torch.Tensor):
+        # coefs_ of a fit on tensors (scikit-learn's array API), on any device
+        values = values.detach().cpu().numpy()
     values = np.asarray(values)
     if proto_type == TensorProto.STRING:
         content = values.ravel().tolist()

@@ -73,3 +73,37 @@ def test_conv_classifier_on_cuda(digits):
     clf.fit(X, y)
     assert clf.net_.torch_device.type == "cuda"
     assert clf.score(X, y) > 0.8
+
+
+def test_cuda_tensors_stay_on_the_gpu_through_a_pipeline(digits, monkeypatch):
+    """scikit-learn's array API: MinMaxScaler and the estimator on CUDA
+    tensors, outputs on the GPU, no copy of X to the host."""
+    import sklearn
+    import torch
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, y = digits
+    Xt = torch.asarray(X, device="cuda")
+    yt = torch.asarray(y, device="cuda")
+    copies = []
+    for name in ("__array__", "numpy", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(t, *args, _original=original, _name=name, **kwargs):
+            if t.numel() >= Xt.numel():
+                copies.append(_name)
+            return _original(t, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = make_pipeline(MinMaxScaler(), MLPClassifier(max_iter=5, random_state=0))
+        model.fit(Xt, yt)
+        proba = model.predict_proba(Xt)
+        pred = model.predict(Xt)
+        with pytest.raises(ValueError, match="device"):
+            MLPClassifier(device="cpu").fit(Xt, yt)
+    assert copies == []
+    assert model[-1].net_.torch_device.type == "cuda"
+    assert proba.device.type == "cuda" and pred.device.type == "cuda"
+    assert model[-1].coefs_[0].device.type == "cuda"

@@ -167,6 +167,15 @@ def max_widths(group):
     return [max(p.hidden[i] for p in group) for i in range(len(group[0].hidden))]
 
 
+
+def _device_rows(X, dtype, device):
+    """A plan's X on the device: a tensor (scikit-learn's array API) goes
+    there as it is, without a copy through the host."""
+    if isinstance(X, torch.Tensor):
+        return X.to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=dtype).to(device)
+
+
 class _BatchedGroup:
     """Members of one structure, trained as one network.
 
@@ -206,14 +215,14 @@ class _BatchedGroup:
         self.n_rows = torch.tensor(self.n_list, dtype=torch.float64, device=device)
         n_max = max(len(p.X) for p in plans)
         n_feat = first.X.shape[1]
-        Xs = torch.zeros((len(index_of), n_max, n_feat), dtype=dtype)
+        Xs = torch.zeros((len(index_of), n_max, n_feat), dtype=dtype, device=device)
         t0 = first.targets
         y_dtype = torch.int64 if t0.dtype.kind in "iu" else dtype
         Ys = torch.zeros((len(index_of), n_max, *t0.shape[1:]), dtype=y_dtype)
         for index, p in index_of.values():
-            Xs[index, : len(p.X)] = torch.as_tensor(np.asarray(p.X, dtype=np.float64), dtype=dtype)
+            Xs[index, : len(p.X)] = _device_rows(p.X, dtype, device)
             Ys[index, : len(p.X)] = torch.as_tensor(p.targets).to(Ys.dtype)
-        self.X = Xs.reshape(-1, n_feat).to(device)
+        self.X = Xs.reshape(-1, n_feat)
         self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
         self.offset = (torch.tensor(slot_of) * n_max).to(device)
         self.batch = first.batch_size
