@@ -9,7 +9,8 @@ convergence warning); the mechanics of each epoch live in
 """
 
 import contextlib
-import time
+import os
+import sys
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -48,7 +49,6 @@ from ._engine import (
     DeviceData,
     FastNet,
     NetCheckpoint,
-    ProgressBar,
     WeightedLoss,
     resolve_device,
     resolve_precision,
@@ -56,8 +56,12 @@ from ._engine import (
 from ._registry import ACTIVATIONS, OUT_ACTIVATIONS, SOLVERS
 from ._rules import EpochRules
 from ._threads import cpu_fit_state
+from ._training import NetMember, Trainer
 
 _FLOAT_DTYPES = (np.float64, np.float32)
+#: where sknets' own files are: warnings point past them, at the user's call
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_SKLEARN_BASE = os.path.join("sklearn", "base.py")
 _CURVES = (
     "loss_curve_",
     "best_loss_",
@@ -110,22 +114,10 @@ class _Rollback:
 
     def __init__(self, est, net=False):
         self.est = est
-        self.net = None
-        self.take(net)
-
-    def take(self, net=True):
-        """Save the estimator's state now; the net's copies are refreshed in
-        place when it is the same net as last time."""
-        est = self.est
         self.attrs = dict(est.__dict__)
         self.lists = {k: list(v) for k, v in self.attrs.items() if isinstance(v, list)}
         old = self.attrs.get("net_")
-        if not net or old is None:
-            self.net = None
-        elif self.net is not None and self.net.net is old:
-            self.net.take()
-        else:
-            self.net = NetCheckpoint(old)
+        self.net = NetCheckpoint(old) if net and old is not None else None
 
     def restore(self):
         attrs = self.est.__dict__
@@ -164,6 +156,19 @@ def _max_abs(X):
     if X.size == 0:
         return 0.0
     return max(float(np.max(X)), -float(np.min(X)))
+
+
+def _warn_user(message, category):
+    """Warn at the first frame outside sknets and scikit-learn's ``fit``
+    wrapper (``_fit_context``, in ``sklearn/base.py``): the user's call, or
+    the library's that called ``fit`` (scikit-learn's cross-validation)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE)
+        or frame.f_code.co_filename.endswith(_SKLEARN_BASE)
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class _BaseNet(BaseEstimator, metaclass=ABCMeta):
@@ -580,47 +585,54 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         with _atomic(self):
             return self._fit(X, y, result=result)
 
-    def _adopt_result(self, result):
-        """Set what training sets, from ``result``: the weights, the curves
-        and counters, the history; raise or warn as the training would."""
+    def _adopt_result(self, result, incremental=False):
+        """Set what training sets, from ``result`` (a
+        :class:`~sknets._seam.TrainingResult` of the trainer, single or
+        batched): the weights (unless they are in ``net_`` already), the
+        curves and counters (continued by a warm start or ``partial_fit``),
+        the history; raise or warn as scikit-learn's training would."""
+        done = self.n_iter_ if incremental else 0
+        n = len(result.loss_curve)
         if result.diverged_loss is not None:
-            self.n_iter_ = len(result.loss_curve) - 1
+            self.n_iter_ = done + n - 1
             self._check_finite(result.diverged_loss)
         if self.early_stopping and not result.improved:
             raise ValueError(NEVER_FINITE)
-        self._load_layer_weights(result.layers)
-        self.loss_curve_ = list(result.loss_curve)
-        self.n_iter_ = len(self.loss_curve_)
+        if result.layers is not None:
+            self._load_layer_weights(result.layers)
+        self.loss_curve_.extend(result.loss_curve)
+        self.n_iter_ = done + n
         self.loss_ = self.loss_curve_[-1]
         self.t_ = int(result.t)
         self._no_improvement_count = int(result.no_improvement)
-        valid_losses = [None] * self.n_iter_
+        valid_losses = [None] * n
         if self.early_stopping:
-            self.validation_scores_ = list(result.validation_scores)
+            self.validation_scores_.extend(result.validation_scores)
             self.best_validation_score_ = float(result.best)
-            if result.validation_losses is not None:
-                self.validation_loss_curve_ = list(result.validation_losses)
-                valid_losses = self.validation_loss_curve_
+            if result.validation_losses is not None and self.validation_loss_curve_ is not None:
+                self.validation_loss_curve_.extend(result.validation_losses)
+                valid_losses = result.validation_losses
             else:
                 # a trainer that did not measure it (see TrainingResult)
                 self.validation_loss_curve_ = None
         else:
             self.best_loss_ = float(result.best)
+        # the history as skorch users read it: a row per epoch
+        seconds = list(result.epoch_seconds or [result.fit_time / max(1, n)] * n)
+        seconds += seconds[-1:] * (n - len(seconds))
         history = self.net_.history
-        seconds = result.fit_time / max(1, self.n_iter_)
-        for loss, valid_loss in zip(self.loss_curve_, valid_losses):
-            history.new_epoch()
-            history.record("epoch", len(history))
-            history.record("train_loss", loss)
+        for loss, valid_loss, dur in zip(result.loss_curve, valid_losses, seconds):
+            # the rows skorch's new_epoch and record would write, at once
+            row = {"batches": [], "epoch": len(history) + 1, "train_loss": loss}
             if valid_loss is not None:
-                history.record("valid_loss", valid_loss)
-            history.record("dur", seconds)
-        if not result.converged and self.n_iter_ == self.max_iter:
-            warnings.warn(
+                row["valid_loss"] = valid_loss
+            row["dur"] = dur
+            history.append(row)
+        if not incremental and not result.converged and self.n_iter_ == self.max_iter:
+            _warn_user(
                 "Stochastic Optimizer: Maximum iterations (%d) reached and the "
                 "optimization hasn't converged yet." % self.max_iter,
                 ConvergenceWarning,
-                stacklevel=2,
             )
 
     def _make_net(self, input_shape, n_outputs, loss, device, precision):
@@ -668,10 +680,10 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
 
     def _batch_size(self, n_samples):
         if self.batch_size != "auto" and self.batch_size > n_samples:
-            warnings.warn(
+            _warn_user(
                 "Got `batch_size` less than 1 or larger than sample size. It is "
                 "going to be clipped",
-                stacklevel=2,
+                UserWarning,
             )
         return self._resolved_batch_size(n_samples)
 
@@ -717,8 +729,10 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         return train, val
 
     def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
+        """Describe this call's training (its data, validation set, rules
+        and epoch budget), let the trainer (:mod:`sknets._training`) run it,
+        and adopt its result."""
         net = self.net_
-        device, dtype = net.torch_device, net.dtype
         val = None
         if self.early_stopping:
             train, rows = self._early_stopping_split(targets, seed)
@@ -726,47 +740,38 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             val = (X[rows], targets[rows], w_val)
             X, targets = X[train], targets[train]
             sample_weight = None if sample_weight is None else sample_weight[train]
-            if self.validation_scores_:
-                # a warm start that never beats the best score so far ends
-                # with the weights it started from, the best of the last fit
-                self._best_state = self._module_state()
 
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
         self._check_batches(self._batch_rows(n_samples, batch_size))
-        data = DeviceData(X, targets, sample_weight, device, dtype)
+        data = DeviceData(X, targets, sample_weight, net.torch_device, net.dtype)
         net.start_training(batch_size, seed)
         if not incremental:
-            self.n_iter_ = 0
             self._no_improvement_count = 0
             self._set_lr(self.learning_rate_init)
-        rules = self._epoch_rules()
-
-        finished = 0
-        saved = None
-        for _ in range(1 if incremental else self.max_iter):
-            # a KeyboardInterrupt goes back to the end of the last epoch
-            if not incremental and finished:
-                if saved is None:
-                    saved = _Rollback(self, net=True)
-                else:
-                    saved.take()
-            try:
-                stop = self._run_epoch(data, n_samples, val, incremental, rules)
-            except KeyboardInterrupt:
-                if not finished:
-                    raise
-                saved.restore()
-                warnings.warn("Training interrupted by user.", stacklevel=2)
-                break
-            finished += 1
-            if stop:
-                break
-        if self.early_stopping:
-            best = self.__dict__.pop("_best_state", None)
-            if best is None:
-                raise ValueError(NEVER_FINITE)
-            net.module_.load_state_dict(best)
+        # a warm start keeps the best weights of the last fit until beaten
+        keep_start = bool(self.early_stopping and self.validation_scores_)
+        member = NetMember(net, data, val, self._validation_score, keep_start=keep_start)
+        first = (self.n_iter_ if incremental else 0) + 1
+        trainer = Trainer(
+            member,
+            self._epoch_rules(),
+            max_iter=[1 if incremental else self.max_iter],
+            n_rows=float(n_samples),
+            early_stopping=self.early_stopping,
+            interruptible=not incremental,
+            report=self._reporter(first) if self.verbose else None,
+            progress_label=(
+                (lambda epoch: f"Epoch {first + epoch}/{self.max_iter}")
+                if self.verbose >= 2 else None
+            ),
+        ).run()
+        result = trainer.results()[0]
+        result.improved = result.improved or keep_start
+        result.epoch_seconds = trainer.seconds
+        if trainer.interrupted:
+            _warn_user("Training interrupted by user.", UserWarning)
+        self._adopt_result(result, incremental=incremental)
 
     def _epoch_rules(self):
         """scikit-learn's per-epoch rules (:class:`~sknets._rules.EpochRules`)
@@ -786,50 +791,26 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             device=None,
         )
 
-    def _run_epoch(self, data, n_samples, val, incremental, rules):
-        """One epoch with scikit-learn's bookkeeping; True to stop."""
-        net = self.net_
-        start = time.perf_counter()
-        progress = None
-        if self.verbose >= 2:
-            progress = ProgressBar(f"Epoch {self.n_iter_ + 1}/{self.max_iter}")
-        loss = net.run_epoch(data, progress)
-        if val is None:
-            # without a validation set nothing can be kept: stop at once
-            self._check_finite(loss)
-        score, val_loss = self._validation_score_of(val)
-        improved, shrunk, converged = (
-            bool(flag[0])
-            for flag in rules.end_epoch(
-                np.array([loss], dtype=np.float64),
-                None if score is None else np.array([score], dtype=np.float64),
-                float(n_samples),
-            )
+    def _reporter(self, first):
+        """What ``verbose`` prints after each epoch (``first``: the number
+        of this call's first epoch)."""
+        what = "Validation score" if self.early_stopping else "Training loss"
+        stalled = (
+            f"{what} did not improve more than tol={self.tol:f} for "
+            f"{self.n_iter_no_change} consecutive epochs."
         )
-        self._record_epoch(loss, score, rules, val_loss)
-        if improved:
-            self._best_state = self._module_state()
-        if self.verbose:
-            self._print_epoch(time.perf_counter() - start)
-        self._set_lr(float(rules.lr[0]))
-        if shrunk or converged:
-            what = "Validation score" if self.early_stopping else "Training loss"
-            msg = (
-                f"{what} did not improve more than tol={self.tol:f} for "
-                f"{self.n_iter_no_change} consecutive epochs."
-            )
-            if self.verbose:
-                print(msg + (" Learning rate set to %f" % rules.lr[0] if shrunk else " Stopping."))
-            if converged:
-                return True
-        if not incremental and self.n_iter_ == self.max_iter:
-            warnings.warn(
-                "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                "optimization hasn't converged yet." % self.max_iter,
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return False
+
+        def report(epoch, loss, score, val_loss, seconds, shrunk, converged, lr):
+            line = f"Epoch {first + epoch}/{self.max_iter} - loss: {loss:.6f}"
+            if score is not None:
+                line += f" - validation loss: {val_loss:.6f} - validation score: {score:.4f}"
+            print(f"{line} - {seconds:.3f}s", flush=True)
+            if shrunk:
+                print(stalled + " Learning rate set to %f" % lr)
+            elif converged:
+                print(stalled + " Stopping.")
+
+        return report
 
     @staticmethod
     def _batch_rows(n_samples, batch_size):
@@ -837,55 +818,11 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         full, rest = divmod(n_samples, batch_size)
         return [batch_size] * full + ([rest] if rest else [])
 
-    def _module_state(self):
-        return {k: v.detach().clone() for k, v in self.net_.module_.state_dict().items()}
-
     def _current_lr(self):
         return self.net_.learning_rate
 
     def _set_lr(self, lr):
         self.net_.set_learning_rate(lr)
-
-    def _validation_score_of(self, val):
-        """The validation score and loss of ``early_stopping`` (None, None
-        without it): NaN for a diverged network, as scikit-learn scores it.
-        The loss is the training loss on the validation rows (the criterion,
-        sample-weighted, without the L2 penalty)."""
-        if val is None:
-            return None, None
-        X_val, y_val, w_val = val
-        raw = self.net_.forward_raw(X_val)
-        if not np.isfinite(raw).all():
-            return np.nan, np.nan
-        with np.errstate(over="ignore", invalid="ignore"):
-            score = float(self._validation_score(raw, y_val, w_val))
-        return score, float(self.net_.data_loss(raw, y_val, w_val))
-
-    def _record_epoch(self, loss, score, rules, val_loss=None):
-        """The fitted attributes after an epoch: the curves and counters,
-        and the state of the rules (``rules``, one member); the validation
-        loss goes to the net's history too, as skorch's ``valid_loss``."""
-        self.n_iter_ += 1
-        self.loss_ = loss
-        self.t_ = int(rules.t[0])
-        self.loss_curve_.append(loss)
-        if score is not None:
-            self.validation_scores_.append(score)
-            self.validation_loss_curve_.append(val_loss)
-            self.net_.history.record("valid_loss", val_loss)
-            self.best_validation_score_ = float(rules.best[0])
-        else:
-            self.best_loss_ = float(rules.best[0])
-        self._no_improvement_count = int(rules.no_improvement[0])
-
-    def _print_epoch(self, seconds):
-        line = f"Epoch {self.n_iter_}/{self.max_iter} - loss: {self.loss_:.6f}"
-        if self.validation_scores_:
-            line += (
-                f" - validation loss: {self.validation_loss_curve_[-1]:.6f}"
-                f" - validation score: {self.validation_scores_[-1]:.4f}"
-            )
-        print(f"{line} - {seconds:.3f}s", flush=True)
 
     def _export_weights(self, space=None):
         """``coefs_`` / ``intercepts_`` as scikit-learn's (dense layers), in
@@ -1055,7 +992,7 @@ class _ClassifierNet(_BaseNet):
         here and how to pass the labels."""
         if not np.all(np.asarray(y.sum(axis=1)).ravel() == 1):
             return
-        warnings.warn(
+        _warn_user(
             f"y is a 2-D indicator matrix with exactly one 1 in each row, a one-hot "
             f"encoding such as Keras' to_categorical makes. As in scikit-learn, "
             f"{type(self).__name__} treats it as multilabel: one independent yes/no "
@@ -1064,7 +1001,6 @@ class _ClassifierNet(_BaseNet):
             f"multiclass classifier, pass the class labels instead, for example "
             f"y.argmax(axis=1).",
             UserWarning,
-            stacklevel=5,
         )
 
     @staticmethod

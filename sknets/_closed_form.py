@@ -5,7 +5,7 @@ under tens of microseconds of framework work per operator: the module
 call, the autograd graph and its engine, and the optimizer's Python
 wrapper (profiled in ``benchmarks/RESULTS.md``). For an
 :class:`~sknets._modules.MLPModule` without dropout, trained by Adam, AdamW
-or SGD, :class:`ClosedFormStep` runs the same step as a short, fixed list of
+SGD or RMSprop, :class:`ClosedFormStep` runs the same step as a short, fixed list of
 torch operators:
 
 - the forward pass with ``addmm`` and the activation applied in place,
@@ -16,8 +16,9 @@ torch operators:
   derivative from its output (:attr:`~sknets._registry.Activation.backward`),
   and the L2 gradient folded into the weight gradient's ``addmm``;
 - the optimizer's own fused kernel (``torch._fused_adam_`` /
-  ``_fused_adamw_`` / ``_fused_sgd_``) called directly on the optimizer's
-  parameter groups and state, as ``optimizer.step()`` calls it.
+  ``_fused_adamw_`` / ``_fused_sgd_``; RMSprop's foreach operators, as torch
+  has no fused RMSprop) called directly on the optimizer's parameter groups
+  and state, as ``optimizer.step()`` calls it.
 
 The network stays the skorch net's torch module, and the optimizer's state
 stays in ``optimizer.state``: checkpoints, ``warm_start``, ``partial_fit``
@@ -34,6 +35,9 @@ from ._registry import ACTIVATIONS, LOSSES
 #: torch optimizer classes whose fused kernel the closed-form step calls
 #: (:func:`adam_update`, :func:`sgd_update`).
 _FUSED = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+#: ... and whose foreach update it calls (:func:`rmsprop_update`): torch has
+#: no fused RMSprop.
+_FOREACH = (torch.optim.RMSprop,)
 
 
 def adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
@@ -66,6 +70,19 @@ def sgd_update(params, grads, buffers, lr, momentum, nesterov, weight_decay=0.0)
     )
 
 
+def rmsprop_update(params, grads, square_avgs, steps, lr, alpha, eps, weight_decay=0.0):
+    """torch's foreach RMSprop (no momentum, not centered) on lists of
+    tensors, operator for operator as ``optimizer.step()`` runs it."""
+    torch._foreach_add_(steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
+    if weight_decay != 0:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    torch._foreach_mul_(square_avgs, alpha)
+    torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - alpha)
+    avg = torch._foreach_sqrt(square_avgs)
+    torch._foreach_add_(avg, eps)
+    torch._foreach_addcdiv_(params, grads, avg, value=-lr)
+
+
 def why_not_closed_form(net):
     """The reason :class:`ClosedFormStep` cannot train ``net`` (a
     :class:`~sknets._engine.FastNet`), or None when it can."""
@@ -84,11 +101,16 @@ def why_not_closed_form(net):
         return "the loss has no closed-form gradient"
     if net.precision not in ("float32", "float64"):
         return f"precision={net.precision!r} runs under autocast"
-    if type(optimizer) not in _FUSED:
+    if type(optimizer) not in _FUSED + _FOREACH:
         return f"{type(optimizer).__name__} has no fused kernel here"
+    foreach = type(optimizer) in _FOREACH
     for group in optimizer.param_groups:
-        if not group.get("fused") or group.get("maximize") or group.get("amsgrad"):
-            return "the optimizer is not fused, or maximizes, or uses AMSGrad"
+        if not group.get("foreach" if foreach else "fused"):
+            return "the optimizer is not fused (foreach for RMSprop)"
+        if group.get("maximize") or group.get("amsgrad"):
+            return "the optimizer maximizes, or uses AMSGrad"
+        if foreach and (group.get("momentum") or group.get("centered")):
+            return "RMSprop with momentum or centered"
         if group.get("capturable") or group.get("differentiable"):
             return "a capturable or differentiable optimizer"
         if group.get("dampening", 0) or isinstance(group["lr"], torch.Tensor):
@@ -135,7 +157,11 @@ class ClosedFormStep:
         self.coupled = bool(
             self.penalized and any(g.get("sknets_l2") for g in optimizer.param_groups)
         )
-        self.adam = type(optimizer) is not torch.optim.SGD
+        self.kind = (
+            "sgd" if type(optimizer) is torch.optim.SGD
+            else "rmsprop" if type(optimizer) is torch.optim.RMSprop
+            else "adam"
+        )
         self.kernels = [
             type(optimizer) is torch.optim.AdamW or bool(g.get("decoupled_weight_decay"))
             for g in optimizer.param_groups
@@ -163,7 +189,7 @@ class ClosedFormStep:
 
     @staticmethod
     def _settings(group):
-        keys = ("lr", "betas", "eps", "momentum", "nesterov")
+        keys = ("lr", "betas", "eps", "momentum", "nesterov", "alpha")
         wd = 0.0 if group.get("sknets_l2") else group.get("weight_decay", 0.0)
         return tuple(group.get(k) for k in keys) + (wd,)
 
@@ -179,10 +205,14 @@ class ClosedFormStep:
         optimizer's state initialised as ``optimizer.step()`` does."""
         params = list(group["params"])
         grads = [p.grad for p in params]
-        if self.adam:
+        if self.kind == "adam":
             params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
             optimizer._init_group(group, params, grads, exp_avgs, exp_avg_sqs, [], steps)
             return params, grads, exp_avgs, exp_avg_sqs, steps
+        if self.kind == "rmsprop":
+            params, grads, square_avgs, steps = [], [], [], []
+            optimizer._init_group(group, params, grads, square_avgs, [], [], steps)
+            return params, grads, square_avgs, steps
         buffers = []
         if group["momentum"] != 0:
             for p in params:
@@ -198,7 +228,7 @@ class ClosedFormStep:
     def _state_key(optimizer):
         first = optimizer.param_groups[0]["params"][0]
         state = optimizer.state.get(first, {})
-        return id(state.get("exp_avg", state.get("momentum_buffer")))
+        return id(state.get("exp_avg", state.get("square_avg", state.get("momentum_buffer"))))
 
     def valid(self):
         """Whether the optimizer's state is still the one cached here (a
@@ -254,9 +284,11 @@ class ClosedFormStep:
                 self.calls = self._calls(self.net.optimizer_.param_groups)
                 return self._update()
             wd = settings[-1]
-            if self.adam:
+            if self.kind == "adam":
                 beta1, beta2 = group["betas"]
                 adam_update(*lists, group["lr"], beta1, beta2, group["eps"], wd, decoupled=kernel)
+            elif self.kind == "rmsprop":
+                rmsprop_update(*lists, group["lr"], group["alpha"], group["eps"], wd)
             else:
                 sgd_update(*lists, group["lr"], group["momentum"], group["nesterov"], wd)
         return None

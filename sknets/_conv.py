@@ -1,7 +1,6 @@
 """Convolutional networks: ConvClassifier and ConvRegressor."""
 
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -9,7 +8,7 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import _ClassifierNet, _RegressorNet
+from ._base import _ClassifierNet, _RegressorNet, _warn_user
 from ._modules import ConvModule
 from ._registry import SOLVERS
 
@@ -129,13 +128,12 @@ class _ConvMixin:
         else:
             reading = f"{shape[0]} channels of signals of length {shape[1]}"
             layout = "signals: (n_samples, steps, channels)"
-        warnings.warn(
+        _warn_user(
             f"{type(self).__name__} reads samples of shape {shape} as {reading} "
             f"(data_format='channels_first', the default), but their last axis "
             f"looks like channels. If X is laid out channels last, as Keras lays "
             f"out {layout}, pass data_format='channels_last'.",
             UserWarning,
-            stacklevel=4,
         )
 
     def _sample_shape(self, X, reset, reading):

@@ -720,37 +720,53 @@ class FastNet(NeuralNet):
         for key in ("_step", "_acc", "_generator"):
             self.__dict__.pop(key, None)
 
-    def run_single_epoch(self, iterator, training, prefix, step_fn=None, **fit_params):
-        """One pass over ``iterator``; records ``{prefix}_loss`` in the history.
-
-        The loss is summed on the device and read once, at the end. skorch's
-        signature; the steps are always :meth:`step_on`, so ``step_fn``
-        (skorch's ``train_step``) is not used.
-        """
-        if iterator is None:
-            return None
+    def _pass(self, iterator, training):
+        """One pass of steps over ``iterator``; its mean loss. The loss is
+        summed on the device and read once, at the end."""
         step = self._stepper(iterator.data)
         if self.module_.training != training or self.criterion_.training != training:
             self._set_training(training)
         self._acc.zero_()
         step.run(iterator.order(), iterator.batch_size)
-        loss = self._acc.item() / len(iterator.data)
+        return self._acc.item() / len(iterator.data)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn=None, **fit_params):
+        """One pass over ``iterator``; records ``{prefix}_loss`` in the history.
+
+        skorch's signature; the steps are always :meth:`step_on`, so
+        ``step_fn`` (skorch's ``train_step``) is not used.
+        """
+        if iterator is None:
+            return None
+        loss = self._pass(iterator, training)
         self.history.record(f"{prefix}_loss", loss)
         return loss
 
-    def run_epoch(self, data, progress=None):
-        """One training epoch with the ``on_epoch_*`` notifications; the
-        steps are counted on ``progress`` (a :class:`ProgressBar`), if any."""
+    def run_epoch(self, data, progress=None, record=True):
+        """One training epoch over ``data``; its mean training loss. The
+        steps are counted on ``progress`` (a :class:`ProgressBar`), if any.
+
+        With ``record``, as a skorch net: the ``on_epoch_*`` notifications
+        and a history row. The trainer (:mod:`sknets._training`) passes
+        False: it keeps the curves itself, and the estimator writes the
+        history once the fit ends, as skorch users read it (``epoch``,
+        ``train_loss``, ``valid_loss``, ``dur``).
+        """
+        if progress is None and not record:
+            # (skorch's __setattr__ costs microseconds: not per epoch)
+            return self._pass(self.get_iterator(data, training=True), training=True)
         self.progress = progress
         try:
+            if not record:
+                return self._pass(self.get_iterator(data, training=True), training=True)
             self.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
             loss = self.run_single_epoch(
                 self.get_iterator(data, training=True), training=True, prefix="train"
             )
             self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
+            return loss
         finally:
             self.progress = None
-        return loss
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """Train for ``epochs`` epochs on ``X, y`` with the fast data path."""

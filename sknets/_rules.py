@@ -36,6 +36,9 @@ class _NumpyOps:
     where = staticmethod(np.where)
     trues = staticmethod(lambda like: np.ones(like.shape, dtype=bool))
     falses = staticmethod(lambda like: np.zeros(like.shape, dtype=bool))
+    isfinite = staticmethod(np.isfinite)
+    copy = staticmethod(np.copy)
+    to_float = staticmethod(lambda a: a.astype(np.float64))
 
 
 class _TorchOps:
@@ -56,6 +59,9 @@ class _TorchOps:
     where = staticmethod(torch.where)
     trues = staticmethod(lambda like: torch.ones_like(like, dtype=torch.bool))
     falses = staticmethod(lambda like: torch.zeros_like(like, dtype=torch.bool))
+    isfinite = staticmethod(torch.isfinite)
+    copy = staticmethod(torch.clone)
+    to_float = staticmethod(lambda a: a.to(torch.float64))
 
 
 class EpochRules:

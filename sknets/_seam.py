@@ -121,6 +121,8 @@ class TrainingResult:
     diverged_loss: float = None
     #: seconds of training this member's share
     fit_time: float = 0.0
+    #: the seconds of each epoch, where the trainer timed them (single fits)
+    epoch_seconds: list = None
 
 
 def plan(estimator, X, y):

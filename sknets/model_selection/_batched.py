@@ -28,8 +28,8 @@ from .._engine import StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
 from .._registry import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, SOLVERS
 from .._rules import EpochRules
-from .._seam import TrainingResult
 from .._threads import cpu_fit_state
+from .._training import Trainer
 
 #: Parameters that may differ between the members trained together.
 PER_MEMBER = {
@@ -165,7 +165,6 @@ def _members_per_chunk(group):
 
 def max_widths(group):
     return [max(p.hidden[i] for p in group) for i in range(len(group[0].hidden))]
-
 
 
 def _device_rows(X, dtype, device):
@@ -312,14 +311,7 @@ class _BatchedGroup:
             first.early_stopping,
             device=device,
         )
-        f64 = dict(dtype=torch.float64, device=device)
-        self.max_iter = torch.tensor(column("max_iter"), **f64)
-        self.n_iter = torch.zeros(M, **f64)
-        self.running = torch.ones(M, dtype=torch.bool, device=device)
-        self.converged = torch.zeros(M, dtype=torch.bool, device=device)
-        self.improved = torch.zeros(M, dtype=torch.bool, device=device)
-        self.max_epochs = max(p.max_iter for p in plans)
-        self.curve = torch.zeros((self.max_epochs, M), **f64)
+        self.max_iter = column("max_iter")
 
         # batch orders: one CPU generator per member, seeded as its separate
         # fit's, drawn on the host and copied to the device once per epoch
@@ -338,8 +330,6 @@ class _BatchedGroup:
         self.val_valid = (rows >= 0).to(device)
         self.val_rows = (rows.clamp(min=0).to(device) + self.offset[:, None])
         self.n_val = self.val_valid.sum(1).to(torch.float64)
-        self.scores = torch.zeros((self.max_epochs, M), dtype=torch.float64, device=device)
-        self.val_losses = torch.zeros_like(self.scores)
         self.best_flat = self.flat.clone()
         self.out_activation = self.plans[0].out_activation
         self.is_classifier = self.plans[0].is_classifier
@@ -509,104 +499,61 @@ class _BatchedGroup:
             return rows.pin_memory().to(self.device, non_blocking=True)
         return rows.to(self.device)
 
-    def _epoch_end(self, epoch):
-        """The epoch's end for every member, on the device: scikit-learn's
-        rules (:class:`~sknets._rules.EpochRules`), then the driver's own
-        stops (the epoch budget ``max_iter``, a diverged network)."""
-        loss = self.acc.to(torch.float64) / self.n_rows
-        self.curve[epoch] = loss
-        run = self.running
-        score = None
-        if self.early_stopping:
-            score, self.val_losses[epoch] = self._validation_metrics()
-            self.scores[epoch] = score
-        improved, _, converged = self.rules.end_epoch(loss, score, self.n_rows, run)
-        if self.early_stopping:
-            self.improved |= improved
-            self.best_flat.copy_(torch.where(improved[:, None], self.flat, self.best_flat))
-        self.converged |= converged
-        self.n_iter = self.n_iter + run.to(torch.float64)
-        stop = converged | (self.n_iter >= self.max_iter) | ~torch.isfinite(loss)
-        if self.early_stopping:
-            stop = stop | ~torch.isfinite(score)
-        self.running = run & ~stop
-        self.live.copy_(self.running[:, None])
-        self.lr.copy_(self.rules.lr[:, None])
+    # -- the members, as the trainer (sknets._training) sees them ----------------------
+
+    def run_epoch(self, progress=None):
+        """One epoch of every member; their mean training losses, on the
+        device (no synchronisation)."""
+        self.acc.zero_()
+        self.runner.run_steps(self._epoch_orders())
+        return self.acc.to(torch.float64) / self.n_rows
+
+    def validation(self):
+        return self._validation_metrics()
+
+    def keep_best(self, improved):
+        self.best_flat.copy_(torch.where(improved[:, None], self.flat, self.best_flat))
+
+    def restore_best(self):
+        # as a separate fit: the weights of the best validation score
+        self.flat.copy_(self.best_flat)
+
+    def set_running(self, running):
+        self.live.copy_(running[:, None])
+
+    def set_lr(self, lr):
+        self.lr.copy_(lr[:, None])
 
     def train(self):
         """Train the members; returns their :class:`~sknets._seam.TrainingResult`."""
         # the work of one step of all the members
         with cpu_fit_state(self.device, self.batch * self.flat.numel()):
-            self._train()
-        return self._results()
+            trainer = Trainer(
+                self,
+                self.rules,
+                max_iter=self.max_iter,
+                n_rows=self.n_rows,
+                early_stopping=self.early_stopping,
+                # reading whether any member runs is a synchronisation on CUDA
+                check_every=1 if self.device.type == "cpu" else 8,
+            ).run()
+        return self._results(trainer)
 
-    def _train(self):
-        check_every = 1 if self.device.type == "cpu" else 8
-        for epoch in range(self.max_epochs):
-            if epoch % check_every == 0 and epoch and not bool(self.running.any()):
-                break
-            self.acc.zero_()
-            self.runner.run_steps(self._epoch_orders())
-            self._epoch_end(epoch)
-        if self.early_stopping:
-            # as a separate fit: the weights of the best validation score
-            self.flat.copy_(self.best_flat)
-
-    def _results(self):
+    def _results(self, trainer):
         """Each member's result, as its separate fit would have ended, with
         its share of the chunk's wall time (see :func:`train_plans`)."""
         flat = self.flat.detach().cpu()
-        curve = self.curve.cpu().numpy()
-        scores = self.scores.cpu().numpy() if self.early_stopping else None
-        val_losses = self.val_losses.cpu().numpy() if self.early_stopping else None
-        n_iter = self.n_iter.cpu().numpy().astype(int)
-        best = self.rules.best.cpu().numpy()
-        count = self.rules.no_improvement.cpu().numpy().astype(int)
-        t = self.rules.t.cpu().numpy()
-        converged = self.converged.cpu().numpy()
-        improved = self.improved.cpu().numpy()
-        results = []
+        layers = []
         for i, plan in enumerate(self.plans):
-            layers = []
+            member = []
             for (off, fan_in, fan_out), (weight, _) in zip(self.layout, plan.layers):
                 out_features, in_features = weight.shape
                 end = off + fan_in * fan_out
                 W = flat[i, off:end].view(fan_in, fan_out)[:in_features, :out_features]
-                layers.append((W.T.clone(), flat[i, end : end + out_features].clone()))
-            n = int(n_iter[i])
-            losses = [float(v) for v in curve[:n, i]]
-            member_scores = member_losses = None
-            if scores is not None:
-                member_scores = [float(v) for v in scores[:n, i]]
-                member_losses = [float(v) for v in val_losses[:n, i]]
-            result = TrainingResult(
-                layers=layers,
-                loss_curve=losses,
-                validation_scores=member_scores,
-                validation_losses=member_losses,
-                best=float(best[i]),
-                no_improvement=int(count[i]),
-                t=int(t[i]),
-                converged=bool(converged[i]),
-                improved=bool(improved[i]),
-            )
-            diverged = n and (
-                not np.isfinite(losses[-1])
-                or (member_scores is not None and not np.isfinite(member_scores[-1]))
-            )
-            if diverged and not self.early_stopping:
-                result.diverged_loss = losses[-1]
-            elif diverged:
-                # the separate fit goes on to max_iter with non-finite
-                # weights, recording NaN scores (which count as no
-                # improvement, resetting the count), and keeps its best weights
-                extra = plan.max_iter - n
-                result.loss_curve = losses + [losses[-1]] * extra
-                result.validation_scores = member_scores[:-1] + [np.nan] * (extra + 1)
-                result.validation_losses = member_losses[:-1] + [np.nan] * (extra + 1)
-                result.t += extra * self.n_list[i]
-                result.no_improvement = 0
-            results.append(result)
+                member.append((W.T.clone(), flat[i, end : end + out_features].clone()))
+            layers.append(member)
+        results = trainer.results(layers)
+        n_iter = trainer.n_iter.cpu().numpy().astype(int)
         # each member's share: the cost of its epochs (a member that stopped
         # early, or is narrower than the widest, did less)
         cpu = self.device.type != "cuda"
