@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark sknets against scikit-learn's MLP and plain skorch.
 
-One run times five workloads (W1-W5, described in ``benchmarks/README.md``)
+One run times eight workloads (W1-W8, described in ``benchmarks/README.md``)
 for three implementations and prints a markdown table:
 
 - ``sknets``: :class:`sknets.MLPClassifier` / :class:`sknets.ConvClassifier`
@@ -13,17 +13,29 @@ for three implementations and prints a markdown table:
   shuffled batches) on the same device as sknets.
 
 Every fit runs exactly the requested number of epochs (``tol=0`` and
-``n_iter_no_change=max_iter`` where early stopping exists). Each
-implementation first runs one untimed warm-up of the workload (CUDA context,
-cuBLAS / cuDNN initialisation, first-call costs); the table gives the median
-of ``--repeats`` timed runs and the ratio ``time / time of sknets``.
+``n_iter_no_change=max_iter`` where early stopping exists).
+
+By default (``--fresh``) every timing is taken in a fresh Python process:
+for each workload, for each of the ``--repeats`` rounds, the implementations
+take turns, each in a new process (``sys.executable``, the repository root on
+``PYTHONPATH``) that runs one untimed warm-up fit of the workload (CUDA
+context, cuBLAS / cuDNN initialisation, first-call costs) and then the timed
+fit, and prints its measurements as one JSON line. No library's thread pool
+(torch's intra-op workers, OpenBLAS's) is left spinning beside another's.
+``--in-process`` is the former way: one process, every implementation warmed
+up once, then the timed runs interleaved round by round.
+
+The table gives the median of the ``--repeats`` timed runs and the ratio
+``time / time of sknets``; a second table gives, for the workloads of the
+CPU-speed issue (W1, W2, W6, W7), scikit-learn's time over sknets' (above 1:
+sknets is faster) and W8's sknets time and accuracy.
 
 Usage::
 
     python benchmarks/bench.py [--device auto|cpu|cuda] [--repeats 3]
-        [--workloads W1,W2,W3,W4,W5] [--impls sknets,sklearn,skorch]
-        [--quick] [--warmup short|full|none] [--out results.md]
-        [--json results.json]
+        [--workloads W1,...,W8] [--impls sknets,sklearn,skorch]
+        [--quick] [--warmup short|full|none] [--fresh | --in-process]
+        [--load] [--out results.md] [--json results.json]
 
 Self-contained: no network, no downloads, no tabulate.
 """
@@ -35,6 +47,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -620,15 +633,16 @@ def _error(exc):
     return f"{type(exc).__name__}: {msg}"
 
 
-def new_result(workload, impl, ctx):
+def new_result(name, impl, ctx):
     return {
-        "workload": workload.name,
+        "workload": name,
         "impl": impl,
         "label": LABELS[impl],
         "device": ctx.impl_device(impl),
         "times": [],
         "cpu_times": [],
         "scores": [],
+        "warmup_times": [],
         "warmup_s": None,
         "median_s": None,
         "score": None,
@@ -651,39 +665,51 @@ def _guarded(res, args, fn):
             traceback.print_exc()
 
 
+def warm_up(workload, impl, ctx, warmup):
+    """One untimed warm-up fit; returns its wall-clock seconds (None for 'none')."""
+    if warmup == "none":
+        return None
+    if warmup == "short":
+        # same shapes and code paths: one epoch, at most 10k rows
+        task = workload.task(impl, ctx, 1, max_rows=10_000)
+    else:
+        task = workload.task(impl, ctx, workload.cfg["epochs"])
+    return timed(task.fit, ctx)[0]
+
+
+def _mark_skipped(res, supports):
+    """Set the error of a row that cannot run; True when it is skipped."""
+    if res["impl"] == "sknets_batched" and batched_search_cls() is None:
+        res["error"] = "skipped: sknets.model_selection.GridSearchCV is not importable"
+    elif not supports(res["impl"]):
+        res["error"] = "n/a"
+    else:
+        return False
+    res["skipped"] = True
+    return True
+
+
 def measure_workload(workload, impls, ctx, args, log):
-    """Warm up every implementation once, then time ``repeats`` rounds.
+    """``--in-process``: warm up every implementation once, then time ``repeats`` rounds.
 
     The timed runs are interleaved (one run of each implementation per
     round), so that a machine whose load changes during the benchmark
     slows every implementation alike.
     """
-    cfg = workload.cfg
-    results = [new_result(workload, impl, ctx) for impl in impls]
+    results = [new_result(workload.name, impl, ctx) for impl in impls]
     for res in results:
-        impl = res["impl"]
-        if impl == "sknets_batched" and batched_search_cls() is None:
-            res["error"] = "skipped: sknets.model_selection.GridSearchCV is not importable"
-            res["skipped"] = True
-        elif not workload.supports(impl):
-            res["error"] = "n/a"
-            res["skipped"] = True
-        elif args.warmup != "none":
+        if not _mark_skipped(res, workload.supports) and args.warmup != "none":
 
-            def warm(res=res, impl=impl):
-                if args.warmup == "short":
-                    # same shapes and code paths: one epoch, at most 10k rows
-                    task = workload.task(impl, ctx, 1, max_rows=10_000)
-                else:
-                    task = workload.task(impl, ctx, cfg["epochs"])
-                res["warmup_s"], _ = timed(task.fit, ctx)
+            def warm(res=res):
+                res["warmup_s"] = warm_up(workload, res["impl"], ctx, args.warmup)
+                res["warmup_times"].append(res["warmup_s"])
 
             _guarded(res, args, warm)
     for _ in range(args.repeats):
         for res in results:
 
             def run(res=res):
-                task = workload.task(res["impl"], ctx, cfg["epochs"])
+                task = workload.task(res["impl"], ctx, workload.cfg["epochs"])
                 wall, cpu = timed(task.fit, ctx)
                 res["times"].append(wall)
                 res["cpu_times"].append(cpu)
@@ -691,6 +717,115 @@ def measure_workload(workload, impls, ctx, args, log):
                 res["notes"].update(task.notes)
 
             _guarded(res, args, run)
+    return summarise(results, log)
+
+
+#: The prefix of the JSON line a fresh process prints.
+CHILD_MARK = "BENCH-RUN "
+
+
+def child_main(spec):
+    """``--child``: one fresh-process measurement of one workload and implementation.
+
+    Builds the workload's data, runs one untimed warm-up fit and then the
+    timed fit, and prints the measurements as one JSON line after
+    ``CHILD_MARK`` on stdout.
+    """
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    ctx = Context(spec["device"])
+    if ctx.on_cuda:
+        torch.cuda.init()
+    w, impl = spec["workload"], spec["impl"]
+    record = {
+        "workload": w,
+        "impl": impl,
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
+        "warmup_s": None,
+        "time_s": None,
+        "cpu_s": None,
+        "score": None,
+        "notes": {},
+        "error": None,
+    }
+    try:
+        with quiet():
+            workload = WORKLOAD_CLASSES[w](workload_cfg(w, spec["quick"], spec["w5_samples"]))
+            record["warmup_s"] = warm_up(workload, impl, ctx, spec["warmup"])
+            task = workload.task(impl, ctx, workload.cfg["epochs"])
+            record["time_s"], record["cpu_s"] = timed(task.fit, ctx)
+            record["score"] = task.score()
+            record["notes"] = task.notes
+    except Exception as exc:  # reported in the parent's table
+        record["error"] = "error: " + _error(exc)
+        traceback.print_exc()
+    print(CHILD_MARK + json.dumps(record, default=str), flush=True)
+    return 0
+
+
+def run_fresh(w, impl, args):
+    """Run :func:`child_main` in a new interpreter; returns its record."""
+    spec = {
+        "workload": w,
+        "impl": impl,
+        "device": args.device,
+        "quick": args.quick,
+        "w5_samples": args.w5_samples,
+        "warmup": args.warmup,
+        "threads": args.threads,
+    }
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), env.get("PYTHONPATH")) if p
+    )
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if args.verbose and proc.stderr:
+        sys.stderr.write(proc.stderr)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(CHILD_MARK):
+            return json.loads(line[len(CHILD_MARK):])
+    tail = " ".join(proc.stderr.strip().splitlines()[-1:])
+    return {"error": f"error: the fresh process exited with {proc.returncode}: {tail}"}
+
+
+def measure_workload_fresh(w, impls, ctx, args, log):
+    """``--fresh``: every timed run in a new process, after a warm-up fit there.
+
+    For each of ``repeats`` rounds the implementations take turns, one
+    process each, so that a machine whose load changes during the benchmark
+    slows every implementation alike, and no library's thread pool spins
+    beside another's.
+    """
+    cls = WORKLOAD_CLASSES[w]
+    supports = cls.__new__(cls).supports  # no data needed in this process
+    results = [new_result(w, impl, ctx) for impl in impls]
+    for res in results:
+        _mark_skipped(res, supports)
+    for _ in range(args.repeats):
+        for res in results:
+            if res["error"]:
+                continue
+            rec = run_fresh(w, res["impl"], args)
+            if rec.get("error"):
+                res["error"] = rec["error"]
+                continue
+            res["times"].append(rec["time_s"])
+            res["cpu_times"].append(rec["cpu_s"])
+            res["scores"].append(rec["score"])
+            if rec["warmup_s"] is not None:
+                res["warmup_times"].append(rec["warmup_s"])
+            res["notes"].update(rec["notes"])
+            res.setdefault("torch_threads", rec["torch_threads"])
+    for res in results:
+        if res["warmup_times"]:
+            res["warmup_s"] = statistics.median(res["warmup_times"])
+    return summarise(results, log)
+
+
+def summarise(results, log):
+    """Medians and scores of each row, and a log line per row."""
     for res in results:
         if res["times"] and not res["error"]:
             res["median_s"] = statistics.median(res["times"])
@@ -772,6 +907,21 @@ def fmt_notes(res):
     return "; ".join(parts)
 
 
+def timing_note(args):
+    """How the times were taken, for the table's header."""
+    warm = "no warm-up" if args.warmup == "none" else f"an untimed {args.warmup} warm-up fit"
+    if args.mode == "fresh":
+        return (
+            f"time = median of {args.repeats} timed run(s), each in a fresh Python process "
+            f"after {warm} in that process, the implementations alternating (one process "
+            "each per round)"
+        )
+    return (
+        f"time = median of {args.repeats} timed run(s) in this one process after {warm} "
+        "per implementation, the implementations interleaved round by round (--in-process)"
+    )
+
+
 def markdown(env, args, cfgs, results, total_s):
     lines = [
         "# sknets benchmark",
@@ -782,9 +932,8 @@ def markdown(env, args, cfgs, results, total_s):
         f"- versions: python {env['python']}, torch {env['torch']}, scikit-learn "
         f"{env['sklearn']}, skorch {env['skorch']}, sknets {env['sknets']}, numpy "
         f"{env['numpy']}",
-        f"- mode: {'quick' if args.quick else 'full'}; time = median of {args.repeats} timed "
-        f"run(s) after a {args.warmup} warm-up; `x sknets` = time / time of sknets; "
-        f"total wall time {total_s:.0f} s",
+        f"- mode: {'quick' if args.quick else 'full'}; {timing_note(args)}; "
+        f"`x sknets` = time / time of sknets; total wall time {total_s:.0f} s",
         f"- load average (1, 5, 15 min) at start: {env.get('load_start')}, at end: "
         f"{env.get('load_end')} (other processes compete for the cores when the load is "
         "above the core count)",
@@ -807,6 +956,74 @@ def markdown(env, args, cfgs, results, total_s):
             cells = [fmt_time(res["median_s"]), ratio, f"{res['score']:.4f}", fmt_notes(res)]
         row = [res["workload"], res["label"], res["device"], *cells]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: The CPU-speed issue's table: scikit-learn / sknets for these, and W8's
+#: sknets time and accuracy.
+SUMMARY_RATIOS = ("W1", "W2", "W6", "W7")
+SUMMARY_SKNETS_ONLY = ("W8",)
+
+
+def summary(results):
+    """The rows of the scikit-learn / sknets table (dicts, also in the JSON)."""
+    rows = {(r["workload"], r["impl"]): r for r in results}
+    out = []
+    for w in (*SUMMARY_RATIOS, *SUMMARY_SKNETS_ONLY):
+        sk = rows.get((w, "sknets"))
+        if sk is None:
+            continue
+        ours = sk["median_s"]
+        row = {"workload": w, "sknets_s": ours, "sknets_score": sk["score"],
+               "sknets_error": sk["error"], "sklearn_s": None, "sklearn_over_sknets": None,
+               "batched_s": None, "sklearn_over_batched": None}
+        if w in SUMMARY_RATIOS:
+            theirs = rows.get((w, "sklearn"), {}).get("median_s")
+            batched = rows.get((w, "sknets_batched"), {}).get("median_s")
+            row["sklearn_s"], row["batched_s"] = theirs, batched
+            if theirs and ours:
+                row["sklearn_over_sknets"] = theirs / ours
+            if theirs and batched:
+                row["sklearn_over_batched"] = theirs / batched
+        out.append(row)
+    return out
+
+
+def summary_table(rows):
+    """Markdown: the scikit-learn / sknets table ('' when there is nothing to show)."""
+    if not rows:
+        return ""
+
+    def cell(x, fmt):
+        return "" if x is None else fmt(x)
+
+    ratio = lambda x: f"{x:.2f}x"  # noqa: E731
+    lines = [
+        "",
+        "## scikit-learn / sknets",
+        "",
+        "scikit-learn's median fit time divided by sknets' (above 1: sknets is faster), "
+        "from the table above; W8 (ConvClassifier with its defaults, digits 5-fold) has "
+        "no scikit-learn counterpart: sknets' time and mean CV accuracy.",
+        "",
+        "| workload | scikit-learn (s) | sknets (s) | scikit-learn / sknets | "
+        "sknets (batched) (s) | scikit-learn / sknets (batched) | sknets score |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if r["sknets_error"]:
+            cells = ["", r["sknets_error"], "", "", "", ""]
+        else:
+            cells = [
+                fmt_time(r["sklearn_s"]) if r["workload"] in SUMMARY_RATIOS else "n/a",
+                fmt_time(r["sknets_s"]),
+                cell(r["sklearn_over_sknets"], ratio),
+                fmt_time(r["batched_s"]),
+                cell(r["sklearn_over_batched"], ratio),
+                cell(r["sknets_score"], lambda x: f"{x:.4f}"),
+            ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in [r["workload"], *cells])
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -844,6 +1061,25 @@ def parse_args(argv=None):
         "started by the benchmark keeps one core busy, and print a second table with "
         "the slow-down of each row (loaded / quiet)",
     )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--fresh",
+        dest="mode",
+        action="store_const",
+        const="fresh",
+        help="time every run in a fresh Python process, after a warm-up fit in that "
+        "process, the implementations alternating (the default)",
+    )
+    mode.add_argument(
+        "--in-process",
+        dest="mode",
+        action="store_const",
+        const="in-process",
+        help="time every run in this one process, the implementations interleaved "
+        "round by round after one warm-up each (the former way)",
+    )
+    p.set_defaults(mode="fresh")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # one run of --fresh: a JSON spec
     p.add_argument("--out", help="also write the markdown table to this file")
     p.add_argument("--json", help="write all measurements to this JSON file")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of errors")
@@ -869,8 +1105,6 @@ def parse_args(argv=None):
 @contextlib.contextmanager
 def one_busy_core():
     """A background process spinning on one core for the duration."""
-    import subprocess
-
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(1.0)  # let it reach the run queue (and the load average)
@@ -880,21 +1114,33 @@ def one_busy_core():
         proc.wait()
 
 
+def workload_cfg(w, quick, w5_samples=None):
+    """The sizes of workload ``w`` (``FULL``, with ``QUICK`` and ``--w5-samples``)."""
+    cfg = dict(FULL[w])
+    if quick:
+        cfg.update(QUICK[w])
+    if w == "W5" and w5_samples:
+        cfg["n_train"] = w5_samples
+    return cfg
+
+
 def run_all(args, ctx, log):
     """Measure every workload; returns (cfgs, results)."""
     cfgs, results = {}, []
     for w in args.workloads:
-        cfg = dict(FULL[w])
-        if args.quick:
-            cfg.update(QUICK[w])
-        if w == "W5" and args.w5_samples:
-            cfg["n_train"] = args.w5_samples
-        workload = WORKLOAD_CLASSES[w](cfg)
-        cfgs[w] = cfg
-        log(f"{w}: " + DESCRIPTIONS[w].format(**cfg))
-        rows = measure_workload(
-            workload, [*args.impls, *extra_impls(w, args.impls, ctx)], ctx, args, log
-        )
+        cfg = workload_cfg(w, args.quick, args.w5_samples)
+        impls = [*args.impls, *extra_impls(w, args.impls, ctx)]
+        if args.mode == "fresh":
+            if w == "W1":  # the description's row count; the data live in the children
+                cfg["n_rows"] = len(drug_trial_data()[0])
+            cfgs[w] = cfg
+            log(f"{w}: " + DESCRIPTIONS[w].format(**cfg))
+            rows = measure_workload_fresh(w, impls, ctx, args, log)
+        else:
+            workload = WORKLOAD_CLASSES[w](cfg)
+            cfgs[w] = cfg
+            log(f"{w}: " + DESCRIPTIONS[w].format(**cfg))
+            rows = measure_workload(workload, impls, ctx, args, log)
         base = next((r for r in rows if r["impl"] == "sknets" and r["median_s"]), None)
         for r in rows:
             if base is not None and r["median_s"] is not None:
@@ -926,10 +1172,12 @@ def load_table(quiet_rows, loaded_rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.child:
+        return child_main(json.loads(args.child))
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = Context(args.device)
-    if ctx.on_cuda:
+    if ctx.on_cuda and args.mode == "in-process":
         torch.cuda.init()
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     env = environment(ctx)
@@ -946,6 +1194,8 @@ def main(argv=None):
     total = time.perf_counter() - start
     env["load_end"] = load_average()
     table = markdown(env, args, cfgs, results, total)
+    rows = summary(results)
+    table += summary_table(rows)
     if loaded is not None:
         table += load_table(results, loaded)
     sys.stdout.write(table)
@@ -954,10 +1204,12 @@ def main(argv=None):
     if args.json:
         payload = {
             "meta": {**env, "command": args.command, "quick": args.quick,
-                     "repeats": args.repeats, "warmup": args.warmup, "total_s": total},
+                     "repeats": args.repeats, "warmup": args.warmup, "mode": args.mode,
+                     "total_s": total},
             "config": {w: {k: list(v) if isinstance(v, tuple) else v for k, v in c.items()}
                        for w, c in cfgs.items()},
             "results": results,
+            "summary": rows,
             "loaded_results": loaded,
         }
         Path(args.json).write_text(json.dumps(payload, indent=2, default=str))

@@ -83,12 +83,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile")
     parser.add_argument("--child")
+    parser.add_argument("--checkout", default=REPO, help="the sknets checkout to time")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.rows, args.hidden, args.epochs)
         return
     times = {"sknets": [], "sklearn": []}
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(args.checkout))
     for _ in range(args.repeats):
         for impl in times:
             out = subprocess.run(
@@ -97,6 +98,7 @@ def main():
                 env=env, capture_output=True, text=True, check=True,
             ).stdout
             times[impl].append(json.loads(out.strip().splitlines()[-1])["us_per_epoch"])
+    print(f"sknets from {args.checkout}")
     print(f"one {args.rows}-row step per epoch, ({args.hidden},) units, {args.epochs} epochs, "
           f"median of {args.repeats} fresh processes, alternating")
     for impl, ts in times.items():

@@ -46,7 +46,7 @@ timeout 60 python3 benchmarks/array_api_gpu.py --repeats 3 \
     2>&1 | tee "$OUT/array-api.txt" || status=1
 
 # 3. the benchmark (capped so that the whole script stays within 8 minutes)
-timeout 300 python3 benchmarks/bench.py --device cuda --repeats 3 \
+timeout 300 python3 benchmarks/bench.py --device cuda --in-process --repeats 3 \
     --out "$OUT/bench.md" --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench-log.txt" || status=1
 
 exit $status

@@ -32,6 +32,7 @@ def quick_results(tmp_path_factory):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| workload | implementation |" in proc.stdout
+    assert "## scikit-learn / sknets" in proc.stdout
     return json.loads(out.read_text())
 
 
@@ -44,6 +45,11 @@ def test_quick_benchmark_has_every_cell(quick_results):
             assert row["median_s"] > 0, (workload, impl)
             assert row["score"] > floor, (workload, impl, row["score"])
         assert rows[(workload, "sknets")]["ratio"] == pytest.approx(1.0)
+    # the summary: scikit-learn's time over sknets', from the same medians
+    summary = {r["workload"]: r for r in quick_results["summary"]}
+    for workload in FLOORS:
+        expected = rows[(workload, "sklearn")]["median_s"] / rows[(workload, "sknets")]["median_s"]
+        assert summary[workload]["sklearn_over_sknets"] == pytest.approx(expected)
 
 
 def test_quick_benchmark_metadata(quick_results):
@@ -52,6 +58,10 @@ def test_quick_benchmark_metadata(quick_results):
         assert meta[key]
     assert meta["quick"] is True
     assert meta["repeats"] == 1
+    # the default: every timed run in a fresh process, after a warm-up fit there
+    assert meta["mode"] == "fresh"
+    for row in quick_results["results"]:
+        assert len(row["warmup_times"]) == len(row["times"])
 
 
 def test_conv_digits_script_runs(capsys):
