@@ -118,8 +118,9 @@ SOLVERS = {
                fused=True, schedules=True, batched=True),
         Solver("adam", _adam, "Adam (Kingma and Ba)", fused=True, capturable=True, batched=True),
         Solver("adamw", _adamw, "Adam with decoupled weight decay alpha (Loshchilov and Hutter)",
-               fused=True, capturable=True, decoupled_decay=True),
-        Solver("rmsprop", _rmsprop, "RMSprop with Keras' decay 0.9", capturable=True),
+               fused=True, capturable=True, decoupled_decay=True, batched=True),
+        Solver("rmsprop", _rmsprop, "RMSprop with Keras' decay 0.9", capturable=True,
+               batched=True),
         Solver("lbfgs", _lbfgs, "scipy's full-batch L-BFGS-B, as scikit-learn's",
                stochastic=False),
     )

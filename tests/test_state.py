@@ -355,14 +355,3 @@ def test_a_weights_file_holding_a_pickled_object_does_not_run(data, tmp_path, pw
         est.load_weights(path)
     assert not pwned()
 
-
-def test_the_persistence_page_runs():
-    """The user guide's page on saving and loading: its examples run and
-    print what it says."""
-    import doctest
-    from pathlib import Path
-
-    page = Path(__file__).resolve().parents[1] / "docs" / "user_guide" / "persistence.rst"
-    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 5
-    assert result.failed == 0

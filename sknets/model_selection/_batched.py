@@ -23,7 +23,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from .._closed_form import adam_update, sgd_update
+from .._closed_form import adam_update, rmsprop_update, sgd_update
 from .._engine import StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
 from .._registry import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, SOLVERS
@@ -275,7 +275,11 @@ class _BatchedGroup:
             return torch.tensor(values, dtype=dtype, device=device)[:, None]
 
         self.lr = per("learning_rate_init")
-        self.alpha = per("alpha")
+        # the L2 penalty (in the loss and its gradient), or AdamW's
+        # decoupled decay of the weights (in the update, not the loss)
+        decoupled = SOLVERS[self.solver].decoupled_decay
+        self.wd = per("alpha") if decoupled else None
+        self.alpha = torch.zeros_like(self.lr) if decoupled else per("alpha")
         self.beta1, self.beta2, self.eps = per("beta_1"), per("beta_2"), per("epsilon")
         self.momentum = per("momentum")
         self.nesterov = torch.tensor([p.nesterov for p in plans], device=device)[:, None]
@@ -287,15 +291,12 @@ class _BatchedGroup:
         # on a CPU, each member's update is torch's fused kernel on its row
         # of the flat tensors (one pass over its parameters, as its separate
         # fit's optimizer.step()); elsewhere the vectorised update below
-        self.per_member = device.type == "cpu"
+        self.per_member = device.type == "cpu" and self.per_member_on_cpu
         if self.per_member:
-            self.rows_of = [
-                (self.flat[i], self.grad[i], self.state1[i], self.state2[i],
-                 torch.zeros((), dtype=torch.float32))
-                for i in range(M)
-            ]
+            self.rows_of = [self._member_lists(i) for i in range(M)]
             self.settings = [
-                (p.beta_1, p.beta_2, p.epsilon, p.momentum, bool(p.nesterov)) for p in plans
+                (p.beta_1, p.beta_2, p.epsilon, p.momentum, bool(p.nesterov),
+                 float(p.alpha)) for p in plans
             ]
 
         # --- scikit-learn's per-epoch rules (sknets._rules), on the device
@@ -448,14 +449,46 @@ class _BatchedGroup:
         live = self.live * (n_valid > 0).to(self.dtype)[:, None]
         self._update(live, decay)
 
+    #: on a CPU, update each member with torch's own kernel on its row (as
+    #: its separate fit); tests switch it off to check the vectorised update
+    per_member_on_cpu = True
+
+    def _member_lists(self, i):
+        """Member ``i``'s tensors for torch's kernels: its rows of the flat
+        parameters, gradients and states, and a step count per list. AdamW
+        decays the weights only, so its weights and biases are two lists,
+        as the two parameter groups of its separate fit."""
+        rows = [t[i] for t in (self.flat, self.grad, self.state1, self.state2)]
+        if self.solver != "adamw":
+            return [[[r] for r in rows] + [[torch.zeros((), dtype=torch.float32)]]]
+        lists = []
+        for weights in (True, False):
+            spans = [
+                (off, off + fan_in * fan_out) if weights
+                else (off + fan_in * fan_out, off + fan_in * fan_out + fan_out)
+                for off, fan_in, fan_out in self.layout
+            ]
+            tensors = [[r[a:b] for a, b in spans] for r in rows]
+            steps = [torch.zeros((), dtype=torch.float32) for _ in spans]
+            lists.append([*tensors, steps, weights])
+        return lists
+
     def _update(self, live, decay):
-        """Adam or SGD as torch.optim computes them, for every member at
-        once; members with ``live == 0`` are left unchanged."""
+        """Adam, AdamW, RMSprop or SGD as torch.optim computes them, for
+        every member at once; members with ``live == 0`` are left unchanged."""
         p, g = self.flat, self.grad
         g.addcmul_(decay * self.decayed, p)  # the L2 penalty, on weights only
         if self.per_member:
             return self._update_per_member(live)
-        if self.solver == "adam":
+        if self.wd is not None:
+            # AdamW: the weights decay before the Adam step
+            p.mul_(1 - self.lr * self.wd * self.decayed * live)
+        if self.solver == "rmsprop":
+            self.step_count.add_(live)
+            v = self.state1
+            v.copy_(torch.where(live > 0, v * 0.9 + 0.1 * g * g, v))
+            p.sub_(g / (v.sqrt() + self.eps) * (self.lr * live))
+        elif self.solver in ("adam", "adamw"):
             self.step_count.add_(live)
             step = self.step_count.clamp(min=1)
             m, v = self.state1, self.state2
@@ -477,16 +510,24 @@ class _BatchedGroup:
         """The update on a CPU: torch's fused Adam / SGD kernel on each live
         member's row, with its own settings and learning rate."""
         lrs = self.lr[:, 0].tolist()
-        adam = self.solver == "adam"
+        solver = self.solver
         for i, alive in enumerate(live[:, 0].tolist()):
             if not alive:
                 continue
-            p, g, m, v, step = self.rows_of[i]
-            beta1, beta2, eps, momentum, nesterov = self.settings[i]
-            if adam:
-                adam_update([p], [g], [m], [v], [step], lrs[i], beta1, beta2, eps)
+            beta1, beta2, eps, momentum, nesterov, alpha = self.settings[i]
+            if solver == "adamw":
+                for p, g, m, v, steps, weights in self.rows_of[i]:
+                    adam_update(p, g, m, v, steps, lrs[i], beta1, beta2, eps,
+                                alpha if weights else 0.0, decoupled=True)
+                continue
+            (p, g, m, v, steps), = self.rows_of[i]
+            if solver == "adam":
+                adam_update(p, g, m, v, steps, lrs[i], beta1, beta2, eps)
+            elif solver == "rmsprop":
+                # Keras' decay 0.9, as the registry's RMSprop (sknets._registry)
+                rmsprop_update(p, g, m, steps, lrs[i], 0.9, eps)
             else:
-                sgd_update([p], [g], [m], lrs[i], momentum, nesterov)
+                sgd_update(p, g, m, lrs[i], momentum, nesterov)
 
     def _epoch_orders(self):
         """This epoch's ``(steps, M, batch)`` row indices (-1 = padding)."""
