@@ -69,6 +69,8 @@ numpydoc_xref_param_type = False
 # not of each method; and a Returns section may name what it returns
 # ("self : object"), as scikit-learn's do (RT02).
 numpydoc_validation_checks = {"all", "ES01", "SA01", "EX01", "RT02"}
+# a module constant's doc is a ``#:`` comment, not a docstring with sections
+numpydoc_validation_exclude = {r"^sknets\.TRUSTED_TYPES$"}
 
 _KEPT_SKLEARN_MEMBERS = {"get_params", "set_params"}
 

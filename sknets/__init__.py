@@ -18,11 +18,12 @@ __all__ = [
     "__version__",
 ]
 
-#: The types a file of a fitted sknets estimator asks skops to trust: the
-#: public estimators, and nothing else (their state is plain data, see the
-#: user guide's persistence page). Pass it as ``skops.io.load(file,
-#: trusted=sknets.TRUSTED_TYPES)``; check a file you did not make with
-#: ``skops.io.get_untrusted_types`` first.
+# A saved sknets estimator asks skops to trust its public estimators and
+# nothing else: their state is plain data (sknets/_state.py). Users pass the
+# list as skops.io.load(file, trusted=sknets.TRUSTED_TYPES), after checking a
+# file they did not make with skops.io.get_untrusted_types.
+
+#: The types to pass to ``skops.io.load(file, trusted=sknets.TRUSTED_TYPES)``.
 TRUSTED_TYPES = [
     f"{cls.__module__}.{cls.__qualname__}"
     for cls in (ConvClassifier, ConvRegressor, MLPClassifier, MLPRegressor)
