@@ -26,6 +26,7 @@ import torch
 from .._closed_form import adam_update, rmsprop_update, sgd_update
 from .._engine import StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
+from .._modules import _mix32, _mix32_light, _position_hashes, row_keys
 from .._registry import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, SOLVERS
 from .._rules import EpochRules
 from .._threads import cpu_fit_state
@@ -87,8 +88,6 @@ def why_not_batched(estimator):
     if not SOLVERS[estimator.solver].batched:
         batched = [name for name, s in SOLVERS.items() if s.batched]
         return f"solver={estimator.solver!r} (batched: {', '.join(map(repr, batched))})"
-    if estimator.dropout > 0:
-        return "dropout > 0"
     if estimator.warm_start:
         return "warm_start=True"
     if estimator.precision == "bfloat16":
@@ -203,6 +202,11 @@ class _BatchedGroup:
         self.closed_form = self.act_backward is not None and self.loss_grad is not None
         self.solver = first.solver
         self.shuffle = first.shuffle
+        # keyed dropout (sknets._modules.Dropout): the masks of each member's
+        # separate fit, from its rows' keys, its stream's seed and its steps
+        self.dropout = float(first.params.get("dropout", 0.0))
+        if self.dropout > 0:
+            self.closed_form = False  # autograd, through the masks
 
         # --- data: one slot per distinct training set, padded to n_max rows
         index_of, slot_of = {}, []
@@ -222,6 +226,12 @@ class _BatchedGroup:
             Xs[index, : len(p.X)] = _device_rows(p.X, dtype, device)
             Ys[index, : len(p.X)] = torch.as_tensor(p.targets).to(Ys.dtype)
         self.X = Xs.reshape(-1, n_feat)
+        if self.dropout > 0:
+            self.keys = row_keys(self.X)
+            # each member's module is reseeded with its call's seed + 1 (_BaseNet._fit)
+            seeds = [(int(p.seed) + 1) % (2**31 - 1) for p in plans]
+            self.stream_seed = _mix32(torch.tensor(seeds, dtype=torch.int64, device=device))
+            self.stream_step = torch.zeros(M, dtype=torch.int64, device=device)
         self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
         self.offset = (torch.tensor(slot_of) * n_max).to(device)
         self.batch = first.batch_size
@@ -368,16 +378,30 @@ class _BatchedGroup:
                          torch.where(ss_res > 0, 0.0, 1.0))
         return r2.mean(1), loss
 
-    def _forward(self, h):
+    def _forward(self, h, keys=None):
         """The members' raw outputs for their rows ``h`` (shape ``(M, B,
         n_features)``): :class:`~sknets._modules.MLPModule`'s forward pass,
-        batched over members, padded units masked."""
+        batched over members, padded units masked; in training, with the
+        rows' ``keys``, dropout."""
         last = len(self.W) - 1
         for layer in range(last + 1):
             h = torch.baddbmm(self.b[layer], h, self.W[layer])
             if layer < last:
                 h = self.act(h) * self.masks[layer]
+                if keys is not None:
+                    h = h * self._dropout_keep(keys, layer, h.shape[-1])
         return h
+
+    def _dropout_keep(self, keys, site, width):
+        """:class:`~sknets._modules.Dropout`'s kept units, scaled by ``1 /
+        (1 - p)``, for each member's rows (``keys``, shape ``(M, B)``) at
+        dropout site ``site``: the salt of ``RandomStream.salt``, per member."""
+        salt = _mix32(self.stream_seed ^ self.stream_step)
+        salt = _mix32((salt + 0x9E3779B9 * site) & 0xFFFFFFFF)
+        rows = _mix32(keys ^ salt[:, None])
+        draws = _mix32_light(rows[..., None] ^ _position_hashes(width, keys.device))
+        keep = draws >= int(round(self.dropout * 2**32))
+        return keep.to(self.dtype).div_(1 - self.dropout)
 
     def _zero_grad(self):
         self.grad.zero_()
@@ -389,7 +413,12 @@ class _BatchedGroup:
         self._zero_grad()
         valid = idx >= 0
         rows = idx.clamp(min=0) + self.offset[:, None]
-        h = self._forward(self.X[rows])
+        keys = None
+        if self.dropout > 0:
+            # a member's stream advances with each step its separate fit takes
+            self.stream_step += (valid.any(1) & (self.live[:, 0] > 0)).to(torch.int64)
+            keys = self.keys[rows]
+        h = self._forward(self.X[rows], keys)
         y = self.Y[rows]
         M, B = idx.shape
         per_row = self.loss_fn(h.reshape(M * B, -1), y.reshape(M * B, *y.shape[2:]))

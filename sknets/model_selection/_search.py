@@ -492,7 +492,7 @@ class GridSearchCV(_BatchedSearchMixin, sk.GridSearchCV):
     scikit-learn fits them. Candidates that differ in structure (depth,
     activation, solver, batch size, ...) train as separate batched groups;
     fits of sknets estimators that cannot be batched (``'lbfgs'``,
-    ``dropout > 0``, convolutional networks, fit parameters such as
+    convolutional networks, fit parameters such as
     ``sample_weight``, ...) run one by one as in scikit-learn, with one
     :class:`UserWarning` per search that names the reasons (and with
     ``verbose > 0``, a line per reason); scikit-learn's own estimators run

@@ -73,6 +73,8 @@ def _assert_same_fits(members, separate, atol=1e-6):
         ("sgd", {"momentum": 0.0}),
         ("rmsprop", {}),
         ("adamw", {}),
+        ("adam", {"dropout": 0.3}),
+        ("sgd", {"dropout": 0.2, "momentum": 0.9}),
     ],
 )
 @pytest.mark.parametrize("per_member", [True, False])
@@ -216,7 +218,6 @@ def test_a_diverging_member_reports_its_error(digits):
     "est, reason",
     [
         (MLPClassifier(solver="lbfgs"), "solver='lbfgs'"),
-        (MLPClassifier(dropout=0.2), "dropout"),
         (MLPClassifier(warm_start=True), "warm_start=True"),
         (ConvClassifier(), "ConvClassifier is not"),
     ],

@@ -321,7 +321,7 @@ def test_a_fallback_warns_once_naming_the_reason(raw_digits, capsys):
         warnings.simplefilter("always")
         GridSearchCV(_pipe(max_iter=4), grid, cv=CV).fit(X, y)
         RandomizedSearchCV(
-            _pipe(max_iter=4), {"mlpclassifier__dropout": [0.0, 0.2]}, n_iter=2, cv=CV,
+            _pipe(max_iter=4), {"mlpclassifier__warm_start": [False, True]}, n_iter=2, cv=CV,
             random_state=0,
         ).fit(X, y)
     first, second = _ours(record)
@@ -330,7 +330,7 @@ def test_a_fallback_warns_once_naming_the_reason(raw_digits, capsys):
         "sknets.model_selection: 3 of 9 fits are trained one by one in this process"
     )
     assert "solver='lbfgs'" in str(first.message)
-    assert "dropout > 0 (3 fit(s))" in str(second.message)
+    assert "warm_start=True (3 fit(s))" in str(second.message)
     assert first.filename == __file__  # points at the user's call
     assert capsys.readouterr().out == ""  # verbose=0 prints nothing
 
