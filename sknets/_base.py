@@ -1,11 +1,10 @@
-"""Shared estimator base: parameters, validation, seeding, building and
-fitting ``net_``, and the classifier / regressor target handling.
+"""Shared estimator base: the scikit-learn face of every estimator.
 
-The training loop here is scikit-learn's ``_fit_stochastic`` (epochs,
-``tol`` / ``n_iter_no_change``, early stopping on a held-out validation
-score, the ``'invscaling'`` and ``'adaptive'`` learning-rate schedules, the
-convergence warning); the mechanics of each epoch live in
-:class:`sknets._engine.FastNet`.
+Parameters and their validation, the data and targets (scikit-learn's array
+API included, :mod:`sknets._array_api`), seeding, building ``net_``,
+describing a fit for the trainer (:mod:`sknets._training`, which owns the
+epoch loop and scikit-learn's rules) and adopting its result, prediction,
+and the plain-data state that pickle and skops save (:mod:`sknets._state`).
 """
 
 import contextlib
