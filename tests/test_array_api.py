@@ -227,3 +227,27 @@ def test_a_tensor_fit_saves_and_loads(data):
         assert isinstance(loaded.coefs_[0], torch.Tensor)
         with dispatch():
             assert torch.equal(loaded.predict_proba(Xt), est.predict_proba(Xt))
+
+
+def test_scikit_learns_halving_search_on_tensors(data):
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV
+
+    X, y = data
+    grid = {"learning_rate_init": [1e-3, 1e-2, 3e-2]}
+
+    def search():
+        return HalvingGridSearchCV(MLPClassifier(**FAST[MLPClassifier], random_state=0), grid,
+                                   cv=3, random_state=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)
+        reference = search().fit(X, y)
+        with dispatch():
+            ours = search().fit(torch.asarray(X), torch.asarray(y))
+            pred = ours.predict(torch.asarray(X))
+    assert isinstance(pred, torch.Tensor)
+    assert ours.best_params_ == reference.best_params_
+    # (scikit-learn's accuracy of tensors sums in torch: the last digits differ)
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               reference.cv_results_["mean_test_score"], rtol=1e-7)
