@@ -70,10 +70,15 @@ def sgd_update(params, grads, buffers, lr, momentum, nesterov, weight_decay=0.0)
     )
 
 
+#: the 1 that torch's foreach RMSprop adds to its CPU step counts (made once:
+#: a new 0-d tensor per step costs as much as the addition)
+_ONE = torch.tensor(1.0)
+
+
 def rmsprop_update(params, grads, square_avgs, steps, lr, alpha, eps, weight_decay=0.0):
     """torch's foreach RMSprop (no momentum, not centered) on lists of
     tensors, operator for operator as ``optimizer.step()`` runs it."""
-    torch._foreach_add_(steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
+    torch._foreach_add_(steps, _ONE, alpha=1.0)
     if weight_decay != 0:
         grads = torch._foreach_add(grads, params, alpha=weight_decay)
     torch._foreach_mul_(square_avgs, alpha)
