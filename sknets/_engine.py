@@ -752,21 +752,21 @@ class FastNet(NeuralNet):
         history once the fit ends, as skorch users read it (``epoch``,
         ``train_loss``, ``valid_loss``, ``dur``).
         """
-        if progress is None and not record:
-            # (skorch's __setattr__ costs microseconds: not per epoch)
-            return self._pass(self.get_iterator(data, training=True), training=True)
-        self.progress = progress
-        try:
-            if not record:
-                return self._pass(self.get_iterator(data, training=True), training=True)
+        if record:
             self.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
-            loss = self.run_single_epoch(
-                self.get_iterator(data, training=True), training=True, prefix="train"
-            )
-            self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
-            return loss
+        if progress is not None:
+            # (set only when there is one: skorch's __setattr__ costs
+            # microseconds, every epoch)
+            self.progress = progress
+        try:
+            loss = self._pass(self.get_iterator(data, training=True), training=True)
         finally:
-            self.progress = None
+            if progress is not None:
+                self.progress = None
+        if record:
+            self.history.record("train_loss", loss)
+            self.notify("on_epoch_end", dataset_train=data, dataset_valid=None)
+        return loss
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """Train for ``epochs`` epochs on ``X, y`` with the fast data path."""

@@ -67,3 +67,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def host_copies(monkeypatch):
+    """``host_copies(n)``: a list of the conversions of tensors of at least
+    ``n`` values to host arrays (``__array__``, that is ``np.asarray``,
+    ``.numpy()``, ``.cpu()``, ``.tolist()``) made from then on."""
+
+    def spy_on(n):
+        calls = []
+        for name in ("__array__", "numpy", "cpu", "tolist"):
+            original = getattr(torch.Tensor, name)
+
+            def spy(t, *args, _name=name, _original=original, **kwargs):
+                if t.numel() >= n:
+                    calls.append(_name)
+                return _original(t, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, spy)
+        return calls
+
+    return spy_on

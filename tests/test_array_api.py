@@ -166,37 +166,20 @@ def test_partial_fit_and_sample_weight_on_tensors(data):
     np.testing.assert_array_equal(proba.numpy(), ref.predict_proba(X))
 
 
-class _HostCopies:
-    """Counts conversions of tensors of at least ``n`` values to host
-    arrays: ``__array__`` (np.asarray), ``.numpy()``, ``.cpu()``, ``.tolist()``."""
-
-    def __init__(self, monkeypatch, n):
-        self.calls = []
-        for name in ("__array__", "numpy", "cpu", "tolist"):
-            original = getattr(torch.Tensor, name)
-
-            def spy(t, *args, _name=name, _original=original, **kwargs):
-                if t.numel() >= n:
-                    self.calls.append(_name)
-                return _original(t, *args, **kwargs)
-
-            monkeypatch.setattr(torch.Tensor, name, spy)
-
-
 @pytest.mark.parametrize("Est", list(FAST))
-def test_x_is_never_copied_to_the_host(Est, data, monkeypatch):
+def test_x_is_never_copied_to_the_host(Est, data, host_copies):
     X, y = data
     y = _target(Est, y)
     Xt = torch.asarray(X)
-    copies = _HostCopies(monkeypatch, Xt.numel())
+    copies = host_copies(Xt.numel())
     with dispatch():
         model = _quiet_fit(_make(Est, early_stopping=True, validation_fraction=0.25), Xt, y)
         for method in _methods(model):
             getattr(model, method)(Xt)
-    assert copies.calls == []
+    assert copies == []
     # the spy sees a conversion where there is one
     np.asarray(Xt)
-    assert "__array__" in copies.calls
+    assert "__array__" in copies
 
 
 def test_cross_validation_and_searches_on_tensors(data):

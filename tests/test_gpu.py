@@ -75,7 +75,7 @@ def test_conv_classifier_on_cuda(digits):
     assert clf.score(X, y) > 0.8
 
 
-def test_cuda_tensors_stay_on_the_gpu_through_a_pipeline(digits, monkeypatch):
+def test_cuda_tensors_stay_on_the_gpu_through_a_pipeline(digits, host_copies):
     """scikit-learn's array API: MinMaxScaler and the estimator on CUDA
     tensors, outputs on the GPU, no copy of X to the host."""
     import sklearn
@@ -86,16 +86,7 @@ def test_cuda_tensors_stay_on_the_gpu_through_a_pipeline(digits, monkeypatch):
     X, y = digits
     Xt = torch.asarray(X, device="cuda")
     yt = torch.asarray(y, device="cuda")
-    copies = []
-    for name in ("__array__", "numpy", "cpu"):
-        original = getattr(torch.Tensor, name)
-
-        def spy(t, *args, _original=original, _name=name, **kwargs):
-            if t.numel() >= Xt.numel():
-                copies.append(_name)
-            return _original(t, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, spy)
+    copies = host_copies(Xt.numel())
     with sklearn.config_context(array_api_dispatch=True):
         model = make_pipeline(MinMaxScaler(), MLPClassifier(max_iter=5, random_state=0))
         model.fit(Xt, yt)
