@@ -29,6 +29,7 @@ from sklearn.utils._param_validation import (
     Options,
     StrOptions,
 )
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -38,6 +39,8 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _check_y,
+    check_consistent_length,
     check_is_fitted,
     validate_data,
 )
@@ -82,6 +85,7 @@ _LOOP_PARAMS = frozenset(
         "power_t",
         "batch_size",
         "random_state",
+        "class_weight",
     }
 )
 
@@ -170,7 +174,7 @@ def _warn_user(message, category):
     warnings.warn(message, category, stacklevel=level)
 
 
-class _BaseNet(BaseEstimator, metaclass=ABCMeta):
+class _BaseNet(_keras.AttributeHints, BaseEstimator, metaclass=ABCMeta):
     """Base of every sknets estimator. Not for direct use."""
 
     _parameter_constraints: dict = {
@@ -332,7 +336,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
 
     @_keras.fit_hints
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         A fit that raises leaves the estimator as it was before the call.
@@ -350,6 +354,22 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             ``k`` copies of it (weight 0 as leaving it out), dropout and
             batch normalisation included: dropout masks are keyed by the
             sample, and batch-norm statistics are weighted.
+        X_val : array-like of shape (n_val, n_features), default=None
+            A validation set of your own for early stopping, as in
+            scikit-learn's :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
+            with ``early_stopping=True`` it replaces the ``validation_fraction``
+            split, and all of X trains. ``validation_scores_``,
+            ``validation_loss_curve_``, ``best_validation_score_`` and the
+            history's ``valid_loss`` are measured on it, and the weights of
+            the best validation score are kept. Needs ``y_val`` and
+            ``early_stopping=True``. In a :class:`~sklearn.pipeline.Pipeline`,
+            ``Pipeline(..., transform_input=["X_val"])`` transforms it as X
+            (with metadata routing enabled).
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            The targets of ``X_val``.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples in the validation score and
+            loss (``class_weight`` does not apply to them, as in scikit-learn).
 
         Returns
         -------
@@ -357,9 +377,38 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             Returns a trained model.
         """
         with _atomic(self):
+            validation = self._check_validation_args(X_val, y_val, sample_weight_val)
             # a model that sknets.model_selection trained for this very fit
-            result = _seam.pretrained(self, X, y, sample_weight)
-            return self._fit(X, y, sample_weight=sample_weight, result=result)
+            result = None if validation else _seam.pretrained(self, X, y, sample_weight)
+            return self._fit(
+                X, y, sample_weight=sample_weight, result=result, validation=validation
+            )
+
+    def _check_validation_args(self, X_val, y_val, sample_weight_val):
+        """``(X_val, y_val, sample_weight_val)`` when a validation set is
+        given, else None; scikit-learn's ValueErrors for an incomplete one or
+        one that nothing would use."""
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val is provided, but X_val and y_val were not.")
+            return None
+        if y_val is None:
+            raise ValueError("X_val is provided, but y_val was not provided.")
+        if X_val is None:
+            raise ValueError("y_val is provided, but X_val was not provided.")
+        if not self.early_stopping:
+            raise ValueError(
+                "X_val and y_val are passed to fit while at the same time early_stopping "
+                "is False. When passing X_val and y_val to fit, early_stopping should be "
+                "set to True."
+            )
+        if not SOLVERS[self.solver].stochastic:
+            raise ValueError(
+                f"X_val and y_val are passed to fit, but solver={self.solver!r} does not "
+                "stop early (as in scikit-learn, early_stopping is only effective with "
+                "the stochastic solvers): use another solver, or leave out X_val and y_val."
+            )
+        return X_val, y_val, sample_weight_val
 
     def _net_spec(self, precision, device):
         """Everything the net is built from, beyond the data: a warm-started
@@ -391,6 +440,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
         targets, loss, out_activation, n_outputs = self._encode_targets(
             y, first_call=not reuse, classes=classes
         )
+        sample_weight = self._with_class_weight(y, sample_weight, incremental)
         hidden = self._hidden_sizes()
         device = self._fit_device(X)
         precision = resolve_precision(self.precision, _array_api.numpy_dtype(X.dtype), device)
@@ -495,13 +545,49 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             self.validation_loss_curve_ = None
             self.best_validation_score_ = None
 
-    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None, result=None):
+    def _with_class_weight(self, y, sample_weight, incremental):
+        """The sample weights of a fit (classifiers multiply in their
+        ``class_weight``)."""
+        return sample_weight
+
+    def _prepare_validation(self, X, X_val, y_val, sample_weight_val):
+        """The validation set given to ``fit``, validated as X and y are:
+        ``(X_val, encoded targets, weights)``, X_val in X's array namespace."""
+        space = _array_api.namespace_of(X_val)
+        if _array_api.space_name(space) != _array_api.space_name(_array_api.namespace_of(X)):
+            raise ValueError(
+                "X_val must be in the same array namespace and on the same device as X."
+            )
+        X_val = self._validate_X(_array_api.training_input(X_val, space), reset=False)
+        y_val = _check_y(
+            _array_api.host(y_val), multi_output=True,
+            y_numeric=not isinstance(self, _ClassifierNet), estimator=self,
+        )
+        check_consistent_length(X_val, y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        targets = self._encode_val_targets(y_val)
+        if sample_weight_val is not None:
+            sample_weight_val = _check_sample_weight(
+                _array_api.host(sample_weight_val), X_val, ensure_non_negative=True
+            )
+        return X_val, targets, sample_weight_val
+
+    def _encode_val_targets(self, y):
+        """The encoded targets of ``y_val``, for the classes or outputs of
+        the fit."""
+        return self._encode_targets(y, first_call=False)[0]
+
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None, result=None,
+             validation=None):
         """The fit: validate and set up, train (or adopt ``result``, a
         :class:`~sknets._seam.TrainingResult` of this very fit), check and
-        export the weights."""
+        export the weights. ``validation``: the ``(X_val, y_val,
+        sample_weight_val)`` given to ``fit``, or None."""
         X, targets, sample_weight, seed = self._prepare_fit(
             X, y, sample_weight, incremental, classes
         )
+        val = None if validation is None else self._prepare_validation(X, *validation)
         # dropout and random shifts restart from this call's seed
         self.net_.module_.reseed((seed + 1) % (2**31 - 1))
         try:
@@ -511,7 +597,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
                 elif not SOLVERS[self.solver].stochastic:
                     self._fit_lbfgs(X, targets, sample_weight)
                 else:
-                    self._fit_stochastic(X, targets, sample_weight, incremental, seed)
+                    self._fit_stochastic(X, targets, sample_weight, incremental, seed, val)
         finally:
             # a fitted model holds the model, not a copy of its training data
             self.net_.release_data()
@@ -530,7 +616,14 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
     def _training_plan(self, X, y):
         """``fit(X, y)`` up to training, described as a
         :class:`~sknets._seam.TrainingPlan` (see :func:`sknets._seam.plan`)."""
-        X, targets, _, seed = self._prepare_fit(X, y)
+        X, targets, sample_weight, seed = self._prepare_fit(X, y)
+        if sample_weight is not None:
+            if np.all(sample_weight == 1):
+                sample_weight = None  # as DeviceData: the unweighted fit
+            elif not np.all(sample_weight > 0):
+                # a batch of zero weight is scikit-learn's ZeroDivisionError,
+                # which the fit raises on its own
+                raise ValueError("Fits with zero sample weights are not batched.")
         if self.early_stopping:
             train, val = self._early_stopping_split(targets, seed)
         else:
@@ -545,6 +638,7 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             seed=seed,
             train_rows=train,
             val_rows=val,
+            sample_weight=sample_weight,
             hidden=tuple(self._hidden_sizes()),
             activation=self.activation,
             loss=net.criterion_.loss,
@@ -727,13 +821,13 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
             )
         return train, val
 
-    def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
+    def _fit_stochastic(self, X, targets, sample_weight, incremental, seed, val=None):
         """Describe this call's training (its data, validation set, rules
         and epoch budget), let the trainer (:mod:`sknets._training`) run it,
-        and adopt its result."""
+        and adopt its result. ``val``: the validation set given to ``fit``
+        (see :meth:`_prepare_validation`), which replaces the split."""
         net = self.net_
-        val = None
-        if self.early_stopping:
+        if val is None and self.early_stopping:
             train, rows = self._early_stopping_split(targets, seed)
             w_val = None if sample_weight is None else sample_weight[rows]
             val = (X[rows], targets[rows], w_val)
@@ -934,6 +1028,11 @@ class _BaseNet(BaseEstimator, metaclass=ABCMeta):
 class _ClassifierNet(_BaseNet):
     """Label handling shared by the classifiers."""
 
+    _parameter_constraints: dict = {
+        **_BaseNet._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
     def _validate_Xy(self, X, y, reset):
         X, y = super()._validate_Xy(X, y, reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -973,6 +1072,11 @@ class _ClassifierNet(_BaseNet):
                 )
             if self._label_binarizer.y_type_ != "multilabel-indicator":
                 self._check_labels_known(labels, self.classes_)
+        return self._transform_labels(y)
+
+    def _transform_labels(self, y):
+        """``(targets, loss, out_activation, n_outputs)`` of labels known to
+        the fitted label binarizer."""
         lb = self._label_binarizer
         if lb.y_type_ == "multiclass":
             # the class indices, as lb.transform(y).argmax(axis=1) without
@@ -984,6 +1088,43 @@ class _ClassifierNet(_BaseNet):
         # binary, multilabel, and a single class (all-zero targets, as in
         # scikit-learn: the network learns to predict that class)
         return Y.astype(np.float64), "binary_log_loss", "logistic", Y.shape[1]
+
+    def _encode_val_targets(self, y):
+        check_classification_targets(y)
+        lb = self._label_binarizer
+        if lb.y_type_ == "multilabel-indicator":
+            if y.ndim != 2 or y.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"y_val must be a multilabel indicator matrix of {self.n_outputs_} "
+                    f"columns, as the y of the fit; got shape {y.shape}."
+                )
+        else:
+            unknown = np.setdiff1d(unique_labels(y), self.classes_)
+            if len(unknown):
+                raise ValueError(
+                    f"y_val has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y_val' has {unknown}."
+                )
+        return self._transform_labels(y)[0]
+
+    def _with_class_weight(self, y, sample_weight, incremental):
+        """``sample_weight`` times the weights of ``class_weight``, as
+        scikit-learn's estimators apply it
+        (:func:`~sklearn.utils.class_weight.compute_sample_weight` of y)."""
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and isinstance(self.class_weight, str):
+            # scikit-learn's SGDClassifier's words
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit. In order to "
+                "use 'balanced' weights, use compute_class_weight('balanced', "
+                "classes=classes, y=y). In place of y you can use a large enough sample "
+                "of the full training set target to properly estimate the class "
+                "frequency distributions. Pass the resulting weights as the "
+                "class_weight parameter."
+            )
+        weights = compute_sample_weight(self.class_weight, y)
+        return weights if sample_weight is None else sample_weight * weights
 
     def _warn_one_hot(self, y):
         """A multilabel y with exactly one 1 per row is most likely one-hot

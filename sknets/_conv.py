@@ -227,8 +227,8 @@ class _ConvMixin:
                 "remaining rows), fewer or smaller pool_size, or batch_norm=False."
             )
 
-    def _fit_stochastic(self, X, targets, sample_weight, incremental, seed):
-        super()._fit_stochastic(X, targets, sample_weight, incremental, seed)
+    def _fit_stochastic(self, X, targets, sample_weight, incremental, seed, val=None):
+        super()._fit_stochastic(X, targets, sample_weight, incremental, seed, val)
         if self.batch_norm and not incremental:
             self._refresh_batch_norm(X, sample_weight)
 
@@ -434,6 +434,19 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         float64) and is float32 on CUDA; ``'bfloat16'`` runs the network
         under autocast (fastest on GPUs). Predictions keep the dtype of the
         input.
+    class_weight : dict, list of dict or 'balanced', default=None
+        Weights of the classes, multiplied into ``sample_weight`` as in
+        scikit-learn's other classifiers
+        (:func:`sklearn.utils.class_weight.compute_sample_weight`):
+        ``{class_label: weight}``, or ``'balanced'`` for weights inversely
+        proportional to the class frequencies in y,
+        ``n_samples / (n_classes * np.bincount(y))``. Multilabel y takes a
+        list of dicts, one per column, or ``'balanced'``. A fit with
+        ``class_weight`` trains exactly as the same fit with those sample
+        weights. ``partial_fit`` takes a dict (``'balanced'`` would change
+        with every batch: compute the weights once with
+        :func:`~sklearn.utils.class_weight.compute_class_weight`). None:
+        all classes weigh one.
 
     Attributes
     ----------
@@ -548,6 +561,7 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         label_smoothing=0.1,
         device="auto",
         precision="auto",
+        class_weight=None,
     ):
         self.input_shape = input_shape
         self.filters = filters
@@ -586,6 +600,7 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         self.label_smoothing = label_smoothing
         self.device = device
         self.precision = precision
+        self.class_weight = class_weight
 
     def _criterion_kwargs(self):
         # a classification matter: ConvRegressor's loss takes no smoothing

@@ -1,9 +1,11 @@
-"""Hints for Keras habits: the one table of Keras names and what they are
+"""Hints for Keras habits: the tables of Keras names and what they are
 called here, read by the errors of the constructors, ``fit`` /
-``partial_fit``, ``set_params`` and parameter validation.
+``partial_fit``, ``set_params``, parameter validation and attribute access
+(``est.summary()``, ``est.history``).
 
 Nothing here changes what is accepted: each hint is added to the error that
-Python or scikit-learn raises anyway, after its own words.
+Python or scikit-learn raises anyway, after its own words. The estimators
+gain no Keras method or attribute: ``hasattr(est, 'summary')`` stays False.
 """
 
 import functools
@@ -22,9 +24,11 @@ CONSTRUCTOR = {
     "lr": "the learning rate is learning_rate_init",
     "validation_split": "hold out a validation fraction with early_stopping=True "
     "and validation_fraction=0.1",
-    "validation_data": "the estimator holds out its own validation rows with "
-    "early_stopping=True and validation_fraction; score a validation set of "
-    "your own with score(X_val, y_val)",
+    "validation_data": "pass a validation set of your own to fit, "
+    "fit(X, y, X_val=X_val, y_val=y_val), with early_stopping=True (as "
+    "scikit-learn's HistGradientBoosting estimators); in a Pipeline, "
+    "Pipeline(..., transform_input=['X_val']) transforms X_val as X (with "
+    "metadata routing enabled)",
     "callbacks": "there are no callbacks: early_stopping=True with "
     "n_iter_no_change is EarlyStopping (the best weights are kept), "
     "learning_rate='adaptive' with solver='sgd' is ReduceLROnPlateau, and the "
@@ -38,8 +42,10 @@ CONSTRUCTOR = {
     "layers": "the widths of the hidden layers are hidden_layer_sizes, for "
     "example hidden_layer_sizes=(64, 32) for Dense(64), Dense(32)",
     "kernel_regularizer": "the L2 penalty on the weights is alpha",
-    "class_weight": "weight the samples in fit(X, y, sample_weight=...), for "
-    "example with sklearn.utils.class_weight.compute_sample_weight",
+    # (a parameter of the classifiers: this hint is the regressors')
+    "class_weight": "class weights apply to classification only "
+    "(MLPClassifier(class_weight='balanced')); weight the samples of a "
+    "regression with fit(X, y, sample_weight=...)",
 }
 
 #: Keras keywords of ``model.fit`` given to ``fit`` / ``partial_fit``.
@@ -53,13 +59,56 @@ FIT = {
     "shuffle": "shuffle is the estimator's parameter, set in the constructor",
     "validation_split": "hold out a validation fraction with the estimator's "
     "parameters early_stopping=True and validation_fraction=0.1",
-    "validation_data": "the estimator holds out its own validation rows with "
-    "its parameters early_stopping=True and validation_fraction; score a "
-    "validation set of your own with score(X_val, y_val)",
+    "validation_data": "pass the validation set as fit(X, y, X_val=X_val, "
+    "y_val=y_val), with the estimator's parameter early_stopping=True (as "
+    "scikit-learn's HistGradientBoosting estimators); in a Pipeline, "
+    "Pipeline(..., transform_input=['X_val']) transforms X_val as X (with "
+    "metadata routing enabled)",
     "callbacks": CONSTRUCTOR["callbacks"],
-    "class_weight": "pass per-sample weights as sample_weight, for example "
-    "sample_weight=sklearn.utils.class_weight.compute_sample_weight('balanced', y)",
+    "class_weight": "class_weight is the classifiers' parameter, as elsewhere "
+    "in scikit-learn: MLPClassifier(class_weight='balanced') or a dict "
+    "{class: weight}, also in ConvClassifier; a regression weights its "
+    "samples with sample_weight",
 }
+
+#: Keras attributes and methods of a model, looked up on an estimator that
+#: has none of that name (``est.summary()``): what to use instead. The
+#: AttributeError is Python's own, so ``hasattr`` stays False.
+ATTRIBUTES = {
+    "summary": "print(est.net_.module_) shows the fitted torch network layer "
+    "by layer, sum(p.numel() for p in est.net_.module_.parameters()) counts "
+    "its parameters; the widths of the hidden layers are hidden_layer_sizes "
+    "(and filters in the convolutional estimators), the shapes of the dense "
+    "weights [w.shape for w in est.coefs_]",
+    "count_params": "sum(p.numel() for p in est.net_.module_.parameters()) "
+    "counts the parameters of the fitted torch network net_.module_",
+    "layers": "the fitted torch network is net_.module_ (print it to see its "
+    "layers); the widths of the hidden layers are hidden_layer_sizes, the "
+    "weights and biases of the dense layers coefs_ and intercepts_",
+    "history": "the training loss of each epoch is loss_curve_ (Keras' "
+    "history['loss']); with early_stopping=True, validation_loss_curve_ and "
+    "validation_scores_ are val_loss and val_accuracy; the skorch net's "
+    "history is net_.history",
+    "evaluate": "score(X, y) gives the accuracy (R^2 for regressors); any "
+    "other metric comes from sklearn.metrics, on predict(X) or predict_proba(X)",
+    "predict_classes": "the classifiers' predict(X) returns the class labels "
+    "(Keras' predict(X).argmax(axis=1)), and predict_proba(X) the "
+    "probabilities (Keras' predict(X))",
+    "compile": "there is nothing to compile: the constructor takes every "
+    "setting (solver='adam', learning_rate_init, alpha, ...) and fit(X, y) "
+    "builds and trains the network",
+    "save": "save the estimator with skops (sknets.TRUSTED_TYPES as trusted=), "
+    "pickle or joblib, or export it to ONNX with sknets.onnx: the user "
+    "guide's 'Saving and loading' (docs/user_guide/persistence.rst)",
+    "save_weights": "est.net_.save_params(f_params=path) saves the network's "
+    "weights and load_weights(path) loads them into a fitted estimator",
+    "get_weights": "the weights and biases of the dense layers are coefs_ and "
+    "intercepts_ (arrays, as in scikit-learn's MLP); every tensor of the "
+    "fitted torch network is in net_.module_.state_dict()",
+    "optimizer": "the optimizer is the parameter solver (solver='adam'); the "
+    "fitted torch optimizer is net_.optimizer_",
+}
+ATTRIBUTES["weights"] = ATTRIBUTES["get_weights"]
 
 #: Keras spellings of parameter values: ``{parameter: {keras value: ours}}``,
 #: beyond a mere difference of case ('Adam' for 'adam').
@@ -72,6 +121,16 @@ VALUES = {
         "huber_loss": "huber",
     },
     "activation": {"swish": "silu", "linear": "identity"},
+}
+
+#: Keras values with no counterpart: ``{parameter: {keras value: hint}}``.
+VALUE_HINTS = {
+    "activation": {
+        "softmax": "activation is the hidden layers' activation; the output "
+        "layer's is chosen from y, as in scikit-learn's MLP: softmax for "
+        "multiclass, logistic (the sigmoid) for binary and multilabel "
+        "targets, identity for regression (out_activation_ after fit)",
+    },
 }
 
 
@@ -117,6 +176,9 @@ def value_hint(est, message):
             )
         if not isinstance(value, str):
             return ""
+        hint = VALUE_HINTS.get(name, {}).get(value.lower())
+        if hint is not None:
+            return _see(hint)
         options = set()
         for c in constraints:
             options |= set(getattr(c, "options", ()))
@@ -149,3 +211,27 @@ def fit_hints(method):
         return method(self, *args, **kwargs)
 
     return wrapper
+
+
+class AttributeHints:
+    """Mixin of the estimator base: a missing attribute is Python's
+    AttributeError, with the scikit-learn way for a Keras name
+    (:data:`ATTRIBUTES`).
+
+    ``__getattr__`` is only consulted once the normal lookup has failed; it
+    reads no attribute of the instance (unpickling and copying call it
+    before ``__dict__`` is set), and a name of the class, a descriptor that
+    raised AttributeError (``available_if``: ``partial_fit`` with L-BFGS),
+    raises its own error again.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name):
+        cls = type(self)
+        if hasattr(cls, name):
+            return object.__getattribute__(self, name)
+        message = f"'{cls.__name__}' object has no attribute '{name}'"
+        if name in ATTRIBUTES:
+            message += f".{_see(ATTRIBUTES[name])}"
+        raise AttributeError(message)

@@ -132,6 +132,19 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
         than float64 there. ``'bfloat16'`` runs the forward pass under
         autocast with float32 weights. Fitted arrays (``coefs_``,
         ``intercepts_``, predictions) keep the dtype of the input.
+    class_weight : dict, list of dict or 'balanced', default=None
+        Weights of the classes, multiplied into ``sample_weight`` as in
+        scikit-learn's other classifiers
+        (:func:`sklearn.utils.class_weight.compute_sample_weight`):
+        ``{class_label: weight}``, or ``'balanced'`` for weights inversely
+        proportional to the class frequencies in y,
+        ``n_samples / (n_classes * np.bincount(y))``. Multilabel y takes a
+        list of dicts, one per column, or ``'balanced'``. A fit with
+        ``class_weight`` trains exactly as the same fit with those sample
+        weights. ``partial_fit`` takes a dict (``'balanced'`` would change
+        with every batch: compute the weights once with
+        :func:`~sklearn.utils.class_weight.compute_class_weight`). None:
+        all classes weigh one.
 
     Attributes
     ----------
@@ -227,6 +240,7 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
         dropout=0.0,
         device="auto",
         precision="auto",
+        class_weight=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -254,6 +268,7 @@ class MLPClassifier(ClassifierMixin, _MLPMixin, _ClassifierNet):
         self.dropout = dropout
         self.device = device
         self.precision = precision
+        self.class_weight = class_weight
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -65,6 +65,8 @@ class TrainingPlan:
     seed: int
     train_rows: np.ndarray
     val_rows: np.ndarray = None
+    #: the weights of X's rows (``class_weight``), or None when unweighted
+    sample_weight: np.ndarray = None
     #: the network: hidden widths, activation, loss, output activation and
     #: width, its initial ``(weight (out, in), bias)`` per layer, and where
     #: and in what dtype it trains

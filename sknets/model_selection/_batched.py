@@ -47,6 +47,7 @@ PER_MEMBER = {
     "random_state",
     "power_t",
     "verbose",
+    "class_weight",
 }
 
 #: Estimators whose fits can be batched.
@@ -233,6 +234,15 @@ class _BatchedGroup:
             self.stream_seed = _mix32(torch.tensor(seeds, dtype=torch.int64, device=device))
             self.stream_step = torch.zeros(M, dtype=torch.int64, device=device)
         self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
+        # sample weights (class_weight), per member: its separate fit's
+        # weighted mean loss, and penalty over the batch's weight
+        self.weighted = any(p.sample_weight is not None for p in plans)
+        if self.weighted:
+            Wt = torch.ones((M, n_max), dtype=dtype)
+            for i, p in enumerate(plans):
+                if p.sample_weight is not None:
+                    Wt[i, : len(p.X)] = torch.as_tensor(p.sample_weight, dtype=dtype)
+            self.Wt = Wt.to(device)
         self.offset = (torch.tensor(slot_of) * n_max).to(device)
         self.batch = first.batch_size
         self.steps = math.ceil(max(self.n_list) / self.batch)
@@ -339,8 +349,13 @@ class _BatchedGroup:
         for i, v in enumerate(val_rows):
             rows[i, : len(v)] = torch.as_tensor(v, dtype=torch.int64)
         self.val_valid = (rows >= 0).to(device)
+        # each validation row's weight (0 for padding), and their sums
+        self.val_w = self.val_valid.to(torch.float64)
+        if self.weighted:
+            own = self.Wt.gather(1, rows.clamp(min=0).to(device)).to(torch.float64)
+            self.val_w = self.val_w * own
         self.val_rows = (rows.clamp(min=0).to(device) + self.offset[:, None])
-        self.n_val = self.val_valid.sum(1).to(torch.float64)
+        self.n_val = self.val_w.sum(1)
         self.best_flat = self.flat.clone()
         self.out_activation = self.plans[0].out_activation
         self.is_classifier = self.plans[0].is_classifier
@@ -353,7 +368,7 @@ class _BatchedGroup:
         (NaN where the member's outputs are not finite)."""
         h = self._forward(self.X[self.val_rows])
         y = self.Y[self.val_rows]
-        valid = self.val_valid.to(torch.float64)
+        valid = self.val_w
         M, V = valid.shape
         z = h.to(torch.float64)
         target = y.to(torch.float64) if y.is_floating_point() else y
@@ -406,6 +421,19 @@ class _BatchedGroup:
     def _zero_grad(self):
         self.grad.zero_()
 
+    def _batch_weights(self, idx, valid):
+        """``(weights, rows, total)`` of each member's batch: the weight of
+        each of its rows (0 for padding), its number of rows, and the sum
+        of the weights (the divisor of its mean loss and of its penalty, at
+        least 1 for a member with no rows in this step)."""
+        validf = valid.to(self.dtype)
+        n_valid = validf.sum(1)
+        if not self.weighted:
+            return validf, n_valid, n_valid.clamp(min=1)
+        weights = self.Wt.gather(1, idx.clamp(min=0)) * validf
+        total = weights.sum(1)
+        return weights, n_valid, torch.where(n_valid > 0, total, torch.ones_like(total))
+
     def _body(self, idx):
         """One step of every member on its rows ``idx[m]`` (-1 = padding)."""
         if self.closed_form:
@@ -422,9 +450,7 @@ class _BatchedGroup:
         y = self.Y[rows]
         M, B = idx.shape
         per_row = self.loss_fn(h.reshape(M * B, -1), y.reshape(M * B, *y.shape[2:]))
-        validf = valid.to(self.dtype)
-        n_valid = validf.sum(1)
-        safe_n = n_valid.clamp(min=1)
+        validf, n_valid, safe_n = self._batch_weights(idx, valid)
         member_loss = (per_row.view(M, B) * validf).sum(1) / safe_n
         with warnings.catch_warnings():
             # the leaves are strided views of the flat parameters, on purpose:
@@ -457,9 +483,7 @@ class _BatchedGroup:
         z = torch.baddbmm(self.b[last], h, self.W[last])
         y = self.Y.index_select(0, rows.view(-1))
         per_row, dz = self.loss_grad(z.reshape(M * B, -1), y)
-        validf = valid.to(self.dtype)
-        n_valid = validf.sum(1)
-        safe_n = n_valid.clamp(min=1)
+        validf, n_valid, safe_n = self._batch_weights(idx, valid)
         share = validf / safe_n[:, None]
         member_loss = (per_row.view(M, B) * share).sum(1)
         g = dz.view(M, B, -1) * share[:, :, None]

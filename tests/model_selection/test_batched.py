@@ -354,3 +354,55 @@ def test_fit_time_shares_sum_to_the_chunk_time(digits):
     assert 0.9 * seconds <= total <= seconds
     long, short = results[0].fit_time, results[3].fit_time
     assert short == pytest.approx(long * len(results[3].loss_curve) / len(results[0].loss_curve))
+
+
+@pytest.mark.parametrize(
+    "solver, extra",
+    [("adam", {}), ("sgd", {"momentum": 0.9}), ("adam", {"dropout": 0.3})],
+)
+@pytest.mark.parametrize("per_member", [True, False])
+def test_class_weight_members_equal_separate_fits(digits, solver, extra, per_member,
+                                                  monkeypatch):
+    """Weighted members (class_weight) in one network with an unweighted
+    one: each is its separate fit (closed-form and autograd steps)."""
+    from sknets.model_selection import _batched
+
+    monkeypatch.setattr(_batched._BatchedGroup, "per_member_on_cpu", per_member)
+    X, y = digits[0][:300], digits[1][:300]
+    splits = list(KFold(3, shuffle=True, random_state=0).split(X))
+    base = MLPClassifier(
+        hidden_layer_sizes=(12,), solver=solver, precision="float64", batch_size=40,
+        max_iter=5, random_state=1, alpha=1e-2, device="cpu", **extra,
+    )
+    estimators = [
+        base,
+        clone(base).set_params(class_weight="balanced"),
+        clone(base).set_params(class_weight={c: 1.0 + c for c in range(10)},
+                               learning_rate_init=3e-3),
+    ]
+    members, separate = _members(estimators, X, y, splits)
+    assert members.train(pad=True) == 1  # class_weight is per member
+    _assert_same_fits(members, separate)
+
+
+def test_weighted_early_stopping_members(digits):
+    """The validation rows weigh in the validation score and loss as in the
+    separate fit (weighted accuracy and loss)."""
+    X, y = digits[0][:300], digits[1][:300]
+    splits = list(KFold(2, shuffle=True, random_state=0).split(X))
+    base = MLPClassifier(
+        hidden_layer_sizes=(10,), precision="float64", batch_size=32, max_iter=12,
+        early_stopping=True, validation_fraction=0.25, n_iter_no_change=3,
+        learning_rate_init=1e-2, random_state=0, device="cpu",
+    )
+    estimators = [base, clone(base).set_params(class_weight={c: 0.5 + c for c in range(10)})]
+    members, separate = _members(estimators, X, y, splits)
+    members.train(pad=True)
+    _assert_same_fits_early_stopping(members, separate)
+    assert members.ests[2].validation_scores_ != members.ests[0].validation_scores_
+
+
+def test_zero_weights_are_not_planned(digits):
+    X, y = digits[0][:100], digits[1][:100]
+    with pytest.raises(ValueError, match="zero sample weights"):
+        _seam.plan(MLPClassifier(class_weight={0: 0.0}), X, y)
