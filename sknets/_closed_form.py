@@ -20,6 +20,11 @@ torch operators:
   has no fused RMSprop) called directly on the optimizer's parameter groups
   and state, as ``optimizer.step()`` calls it.
 
+For a small network (a step of at most :data:`NUMPY_STEP` multiply-adds)
+even those operators cost more than their arithmetic: :class:`NumpyStep`
+runs the same step with numpy's operators on numpy views of the torch
+tensors (a few microseconds less per operator).
+
 The network stays the skorch net's torch module, and the optimizer's state
 stays in ``optimizer.state``: checkpoints, ``warm_start``, ``partial_fit``
 and pickling see exactly what the autograd step leaves. The step computes
@@ -27,6 +32,9 @@ the same model as the autograd step up to floating-point rounding (tested in
 ``tests/test_closed_form.py``).
 """
 
+import math
+
+import numpy as np
 import torch
 
 from ._modules import MLPModule
@@ -197,9 +205,12 @@ class ClosedFormStep:
 
     @classmethod
     def build(cls, net):
-        """A :class:`ClosedFormStep` for ``net``, or None."""
+        """A :class:`ClosedFormStep` for ``net`` (a :class:`NumpyStep` for a
+        small one), or None."""
         if not getattr(net, "closed_form", True) or why_not_closed_form(net) is not None:
             return None
+        if why_not_numpy(net) is None:
+            return NumpyStep(net)
         return cls(net)
 
     def _group_lists(self, optimizer, group):
@@ -294,3 +305,246 @@ class ClosedFormStep:
             else:
                 sgd_update(*lists, group["lr"], group["momentum"], group["nesterov"], wd)
         return None
+
+
+# ----------------------------------------------------------------------------
+# The same step in numpy, for small networks
+# ----------------------------------------------------------------------------
+
+#: Steps of at most this many multiply-adds (batch rows times parameters)
+#: run in numpy (:class:`NumpyStep`): there each torch operator's fixed
+#: cost (5-10 µs) is most of the step, and numpy's is a fraction of it
+#: (``benchmarks/epoch_cost.py``, ``benchmarks/RESULTS.md``).
+NUMPY_STEP = 2**20
+
+
+def why_not_numpy(net):
+    """The reason :class:`NumpyStep` cannot train ``net``, or None (checked
+    after :func:`why_not_closed_form`)."""
+    if not getattr(net, "numpy_step", True):
+        return "switched off"
+    module = net.module_
+    activation = ACTIVATIONS[module.activation_name]
+    if activation.numpy_forward_ is None:
+        return f"activation {module.activation_name!r} has no numpy closed form"
+    loss = LOSSES[net.criterion_.loss]
+    if loss.numpy_grad is None or net.criterion_.label_smoothing:
+        return "the loss has no numpy closed form"
+    n_params = sum(p.numel() for p in module.parameters())
+    if int(getattr(net, "batch_size", 200)) * n_params > NUMPY_STEP:
+        return "a large step (torch's operators pay for themselves)"
+    return None
+
+
+def _flat(tensors, dtype):
+    """One flat tensor holding ``tensors`` one after the other, and a view of
+    it per tensor, of its shape."""
+    flat = torch.empty(sum(t.numel() for t in tensors), dtype=dtype)
+    views, start = [], 0
+    for t in tensors:
+        view = flat[start : start + t.numel()].view(t.shape)
+        view.copy_(t)
+        views.append(view)
+        start += t.numel()
+    return flat, views
+
+
+class NumpyStep:
+    """:class:`ClosedFormStep` in numpy, for a small network on a CPU.
+
+    The parameters, their gradients and the optimizer's state become views
+    of one flat tensor each (the torch parameters and the optimizer's state
+    tensors stay where skorch, checkpoints, ``partial_fit`` and saving look
+    for them, in place in those flat tensors); each step works on numpy
+    views of them. The forward and backward passes are those of
+    :class:`ClosedFormStep` (numpy's operators,
+    :attr:`~sknets._registry.Activation.numpy_forward_` and
+    :attr:`~sknets._registry.Loss.numpy_grad`), and the update is the
+    optimizer's (Adam, AdamW, SGD with or without momentum, RMSprop), as
+    torch's kernels compute it, on each parameter group's span of the flat
+    tensors at once. The same model as the torch step up to floating-point
+    rounding (``tests/test_closed_form.py``).
+    """
+
+    _STATE_KEYS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",),
+                   "sgd": ("momentum_buffer",)}
+
+    def __init__(self, net):
+        module, optimizer = net.module_, net.optimizer_
+        self.net = net
+        layers = list(module.layers)
+        activation = ACTIVATIONS[module.activation_name]
+        self.act_forward_ = activation.numpy_forward_
+        self.act_backward_ = activation.numpy_backward_
+        self.loss_grad = LOSSES[net.criterion_.loss].numpy_grad
+        self.alpha = float(net.alpha)
+        torch_form = ClosedFormStep(net)  # the optimizer's state, initialised
+        self.kind = torch_form.kind
+        groups = optimizer.param_groups
+        order = [p for g in groups for p in g["params"]]
+        dtype = order[0].dtype
+        with torch.no_grad():
+            flat, views = _flat([p.detach() for p in order], dtype)
+            for p, view in zip(order, views):
+                p.data = view
+            grads, views = _flat([p.grad for p in order], dtype)
+            for p, view in zip(order, views):
+                p.grad = view
+            states = []
+            keys = self._STATE_KEYS[self.kind]
+            if self.kind == "sgd" and not any(g["momentum"] for g in groups):
+                keys = ()
+            for key in keys:
+                state, views = _flat([optimizer.state[p][key] for p in order], dtype)
+                for p, view in zip(order, views):
+                    optimizer.state[p][key] = view
+                states.append(state.numpy())
+        self._tensors = (flat, grads)  # kept alive with their numpy views
+        self.P, self.G, self.states = flat.numpy(), grads.numpy(), states
+        self.steps = [
+            optimizer.state[p]["step"].numpy() for p in order if "step" in optimizer.state[p]
+        ]
+        # each group's span of the flat tensors
+        self.spans, start = [], 0
+        for g in groups:
+            size = sum(p.numel() for p in g["params"])
+            self.spans.append((g, slice(start, start + size), self._decoupled(optimizer, g)))
+            start += size
+        # the layers' numpy views: W (out, in) and its transpose, b
+        index = {id(p): i for i, p in enumerate(order)}
+        offsets = [0]
+        for p in order:
+            offsets.append(offsets[-1] + p.numel())
+
+        def view(p, a):
+            i = index[id(p)]
+            return a[offsets[i] : offsets[i + 1]].reshape(p.shape)
+
+        self.W = [view(layer.weight, self.P) for layer in layers]
+        self.Wt = [w.T for w in self.W]
+        self.b = [view(layer.bias, self.P) for layer in layers]
+        self.GW = [view(layer.weight, self.G) for layer in layers]
+        self.Gb = [view(layer.bias, self.G) for layer in layers]
+        # the penalised weights: the coupled-L2 group's span (FastNet's
+        # 'sknets_l2' group), whose gradient gets alpha / total * W
+        penalized = {id(p) for p in net._penalized()}
+        self.penalty = None
+        for g, span, _ in self.spans:
+            if penalized and {id(p) for p in g["params"]} == penalized:
+                self.penalty = (span, bool(g.get("sknets_l2")))
+        if penalized and self.penalty is None:
+            raise ValueError("the penalised weights are not one parameter group")
+        self.state_key = ClosedFormStep._state_key(optimizer)
+        self.params = order
+
+    @staticmethod
+    def _decoupled(optimizer, group):
+        return type(optimizer) is torch.optim.AdamW or bool(group.get("decoupled_weight_decay"))
+
+    def valid(self):
+        """Whether the parameters and the optimizer's state are still the
+        flat views made here (a ``load_state_dict`` replaces the state)."""
+        optimizer = self.net.optimizer_
+        flat = self._tensors[0]
+        return (
+            ClosedFormStep._state_key(optimizer) == self.state_key
+            and all(p.grad is not None and p.grad.data_ptr() >= 0 for p in self.params)
+            and self.params[0].data_ptr() == flat.data_ptr()
+        )
+
+    def __call__(self, X, y, w=None):
+        """One step on the batch ``(X, y, w)`` (tensors); its loss."""
+        # a diverging network overflows quietly, as in torch: the fit's
+        # checks report it
+        with np.errstate(all="ignore"):
+            return self._step(X.numpy(), y.numpy(), None if w is None else w.numpy())
+
+    def on_rows(self, data, idx):
+        """One step on the rows ``idx`` (an index tensor) of ``data`` (a
+        dense :class:`~sknets._engine.DeviceData` on the CPU), gathered by
+        numpy."""
+        arrays = data.numpy_views()
+        rows = idx.numpy()
+        X, y, w = (None if a is None else a[rows] for a in arrays)
+        with np.errstate(all="ignore"):
+            return self._step(X, y, w)
+
+    def _step(self, X, y, w):
+        W, Wt, b = self.W, self.Wt, self.b
+        last = len(W) - 1
+        outs = [X]
+        h = X
+        for i in range(last):
+            a = h @ Wt[i]
+            a += b[i]
+            h = self.act_forward_(a)
+            outs.append(h)
+        z = h @ Wt[last]
+        z += b[last]
+        per_sample, g = self.loss_grad(z, y)
+        if w is None:
+            total = float(X.shape[0])
+            loss = float(per_sample.sum()) / total
+            g /= total
+        else:
+            total = float(w.sum())
+            loss = float(per_sample @ w) / total
+            g *= (w / total)[:, None]
+        for i in range(last, -1, -1):
+            np.matmul(g.T, outs[i], out=self.GW[i])
+            g.sum(axis=0, out=self.Gb[i])
+            if i:
+                g = self.act_backward_(g @ W[i], outs[i])
+        if self.penalty is not None:
+            span, coupled = self.penalty
+            weights = self.P[span]
+            loss += (0.5 * self.alpha / total) * float(np.dot(weights, weights))
+            if coupled:
+                self.G[span] += (self.alpha / total) * weights
+        self._update()
+        return loss
+
+    def _update(self):
+        for step in self.steps:
+            step += 1
+        for group, span, decoupled in self.spans:
+            p, g = self.P[span], self.G[span]
+            lr = group["lr"]
+            wd = 0.0 if group.get("sknets_l2") else group.get("weight_decay", 0.0)
+            if wd and decoupled:
+                p *= 1.0 - lr * wd
+            elif wd:
+                g = g + wd * p
+            if self.kind == "adam":
+                m, v = (s[span] for s in self.states)
+                beta1, beta2 = group["betas"]
+                t = float(self.steps[0])
+                m += (1.0 - beta1) * (g - m)
+                v *= beta2
+                v += (1.0 - beta2) * np.square(g)
+                denom = np.sqrt(v)
+                denom /= math.sqrt(1.0 - beta2**t)
+                denom += group["eps"]
+                np.divide(m, denom, out=denom)
+                denom *= lr / (1.0 - beta1**t)
+                p -= denom
+            elif self.kind == "rmsprop":
+                (v,) = (s[span] for s in self.states)
+                alpha = group["alpha"]
+                v *= alpha
+                v += (1.0 - alpha) * np.square(g)
+                denom = np.sqrt(v)
+                denom += group["eps"]
+                np.divide(g, denom, out=denom)
+                denom *= lr
+                p -= denom
+            elif self.states:
+                (buf,) = (s[span] for s in self.states)
+                momentum = group["momentum"]
+                buf *= momentum
+                buf += g
+                step = g + momentum * buf if group["nesterov"] else buf.copy()
+                step *= lr
+                p -= step
+            else:
+                p -= lr * g

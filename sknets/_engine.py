@@ -37,7 +37,7 @@ from skorch.callbacks import EpochTimer
 from torch import nn
 from tqdm import tqdm
 
-from ._closed_form import ClosedFormStep
+from ._closed_form import ClosedFormStep, NumpyStep
 from ._modules import penalized_parameters, row_keys
 from ._optim import LBFGS
 from ._registry import LOSSES
@@ -186,6 +186,14 @@ class DeviceData:
         if self._keys is None:
             self._keys = torch.cat([row_keys(Xc) for Xc, _, _ in self.chunks()])
         return self._keys
+
+    _numpy = None
+
+    def numpy_views(self):
+        """``(X, y, w)`` as numpy views of the tensors (a dense X on the CPU)."""
+        if self._numpy is None:
+            self._numpy = tuple(None if a is None else a.numpy() for a in (self.X, self.y, self.w))
+        return self._numpy
 
     def rows(self, idx):
         """The rows ``idx`` (an index tensor) of X, dense, on the device."""
@@ -350,6 +358,11 @@ class GraphedStep(StepGraphs):
 
     def _body(self, idx):
         d = self.data
+        numpy_step = self.net._closed
+        if type(numpy_step) is NumpyStep and d.sparse is None:
+            # a small network's step in numpy, on numpy's gathers of the rows
+            self.acc.add_(numpy_step.on_rows(d, idx), alpha=idx.shape[0])
+            return
         keys = d.keys[idx] if self.keyed else None
         loss = self.net.step_on(
             d.rows(idx), d.y.index_select(0, idx), None if d.w is None else d.w[idx], keys=keys
@@ -684,6 +697,9 @@ class FastNet(NeuralNet):
     #: whether CPU steps of a plain MLP may run in closed form
     #: (:mod:`sknets._closed_form`); tests switch it off to compare
     closed_form = True
+    #: whether small ones among them run in numpy (:class:`~sknets._closed_form.NumpyStep`);
+    #: tests switch it off to compare
+    numpy_step = True
     _closed = None
 
     def _stepper(self, data):

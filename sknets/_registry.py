@@ -140,7 +140,9 @@ class Loss:
     keyword. ``grad(z, y, label_smoothing) -> (loss, dloss_dz)`` gives the
     per-sample loss (as ``fn``) and its derivative with respect to each
     sample's raw output, in closed form, for the closed-form training step
-    (:mod:`sknets._closed_form`); None: autograd only.
+    (:mod:`sknets._closed_form`); None: autograd only. ``numpy_grad(z, y)``
+    is the same in numpy (without smoothing; it may overwrite ``z``), for
+    the numpy step of small networks; None: torch only.
     """
 
     name: str
@@ -148,6 +150,7 @@ class Loss:
     doc: str
     smoothable: bool = False
     grad: Callable = None
+    numpy_grad: Callable = None
 
 
 def _cross_entropy(z, y, label_smoothing=0.0):
@@ -175,6 +178,34 @@ def _binary_cross_entropy_grad(z, y, label_smoothing=0.0):
         y = y * (1.0 - label_smoothing) + 0.5 * label_smoothing
     loss = F.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1)
     return loss, torch.sigmoid(z).sub_(y)
+
+
+def _cross_entropy_grad_np(z, y):
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    total = e.sum(axis=1)
+    rows = np.arange(len(y))
+    loss = np.log(total) - z[rows, y]
+    e /= total[:, None]
+    e[rows, y] -= 1.0
+    return loss, e
+
+
+def _binary_cross_entropy_grad_np(z, y):
+    # BCE with logits, as torch's: max(z, 0) - z y + log(1 + exp(-|z|))
+    loss = (np.logaddexp(0.0, z) - z * y).sum(axis=1)
+    d = expit(z)
+    d -= y
+    return loss, d
+
+
+def _half_squared_error_grad_np(z, y):
+    z -= y
+    k = z.shape[1]
+    loss = 0.5 * np.square(z).mean(axis=1) if k > 1 else 0.5 * np.square(z[:, 0])
+    if k > 1:
+        z /= k
+    return loss, z
 
 
 def _half_squared_error(z, y):
@@ -221,12 +252,12 @@ LOSSES = {
     s.name: s
     for s in (
         Loss("log_loss", _cross_entropy, "softmax cross-entropy (multiclass)", smoothable=True,
-             grad=_cross_entropy_grad),
+             grad=_cross_entropy_grad, numpy_grad=_cross_entropy_grad_np),
         Loss("binary_log_loss", _binary_cross_entropy,
              "sigmoid cross-entropy summed over outputs (binary, multilabel)", smoothable=True,
-             grad=_binary_cross_entropy_grad),
+             grad=_binary_cross_entropy_grad, numpy_grad=_binary_cross_entropy_grad_np),
         Loss("squared_error", _half_squared_error, "half the mean squared error over outputs",
-             grad=_half_squared_error_grad),
+             grad=_half_squared_error_grad, numpy_grad=_half_squared_error_grad_np),
         Loss("poisson", _poisson, "Poisson deviance with the log link", grad=_poisson_grad),
         Loss("absolute_error", _absolute_error, "mean absolute error over outputs",
              grad=_absolute_error_grad),
@@ -280,6 +311,9 @@ class Activation:
     ``a`` and returns it, and ``backward(grad, out)`` is the gradient with
     respect to the pre-activation from the activation's *output* ``out``;
     None for activations whose derivative needs the input (autograd only).
+    ``numpy_forward_`` and ``numpy_backward_(grad, out)`` (which may
+    overwrite ``grad``) are the same in numpy, for the numpy step of small
+    networks; None: torch only.
     """
 
     name: str
@@ -288,9 +322,38 @@ class Activation:
     glorot_factor: float = 6.0
     forward_: Callable = None
     backward: Callable = None
+    numpy_forward_: Callable = None
+    numpy_backward_: Callable = None
 
     def __call__(self):
         return self.module()
+
+
+def _expit_(a):
+    return expit(a, out=a)
+
+
+def _sigmoid_backward_np(g, out):
+    g *= out
+    g *= 1.0 - out
+    return g
+
+
+def _tanh_(a):
+    return np.tanh(a, out=a)
+
+
+def _tanh_backward_np(g, out):
+    g *= 1.0 - np.square(out)
+    return g
+
+
+def _relu_(a):
+    return np.maximum(a, 0.0, out=a)
+
+
+def _relu_backward_np(g, out):
+    return np.multiply(g, out > 0, out=g)
 
 
 #: Hidden-layer activations by name. ``'logistic'`` is scikit-learn's name
@@ -299,15 +362,20 @@ ACTIVATIONS = {
     s.name: s
     for s in (
         Activation("identity", nn.Identity, "no activation",
-                   forward_=lambda a: a, backward=lambda g, out: g),
+                   forward_=lambda a: a, backward=lambda g, out: g,
+                   numpy_forward_=lambda a: a, numpy_backward_=lambda g, out: g),
         Activation("logistic", nn.Sigmoid, "the sigmoid, scikit-learn's name", glorot_factor=2.0,
-                   forward_=torch.sigmoid_, backward=torch.ops.aten.sigmoid_backward),
+                   forward_=torch.sigmoid_, backward=torch.ops.aten.sigmoid_backward,
+                   numpy_forward_=_expit_, numpy_backward_=_sigmoid_backward_np),
         Activation("sigmoid", nn.Sigmoid, "the sigmoid, Keras' name", glorot_factor=2.0,
-                   forward_=torch.sigmoid_, backward=torch.ops.aten.sigmoid_backward),
+                   forward_=torch.sigmoid_, backward=torch.ops.aten.sigmoid_backward,
+                   numpy_forward_=_expit_, numpy_backward_=_sigmoid_backward_np),
         Activation("tanh", nn.Tanh, "hyperbolic tangent",
-                   forward_=torch.tanh_, backward=torch.ops.aten.tanh_backward),
+                   forward_=torch.tanh_, backward=torch.ops.aten.tanh_backward,
+                   numpy_forward_=_tanh_, numpy_backward_=_tanh_backward_np),
         Activation("relu", nn.ReLU, "rectified linear unit", forward_=torch.relu_,
-                   backward=lambda g, out: torch.ops.aten.threshold_backward(g, out, 0)),
+                   backward=lambda g, out: torch.ops.aten.threshold_backward(g, out, 0),
+                   numpy_forward_=_relu_, numpy_backward_=_relu_backward_np),
         Activation("leaky_relu", nn.LeakyReLU, "leaky ReLU, slope 0.01"),
         Activation("elu", nn.ELU, "exponential linear unit"),
         Activation("gelu", nn.GELU, "Gaussian error linear unit"),

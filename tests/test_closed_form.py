@@ -11,23 +11,34 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
 
 from sknets import ConvClassifier, MLPClassifier, MLPRegressor
-from sknets._closed_form import ClosedFormStep, why_not_closed_form
+from sknets._closed_form import (
+    NUMPY_STEP,
+    ClosedFormStep,
+    NumpyStep,
+    why_not_closed_form,
+    why_not_numpy,
+)
 from sknets._engine import FastNet
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Counts the closed-form steps taken."""
-    counter = {"n": 0}
-    original = ClosedFormStep.__call__
+@pytest.fixture(params=["torch", "numpy"])
+def calls(request, monkeypatch):
+    """Counts the closed-form steps taken, of each kind in turn: torch's
+    operators (:class:`ClosedFormStep`) and numpy's (:class:`NumpyStep`,
+    which small networks take)."""
+    counter = {"n": 0, "kind": request.param}
+    kind = ClosedFormStep if request.param == "torch" else NumpyStep
+    # (the numpy step's one path: tensors, or the rows of the fit's data)
+    original = kind.__call__ if kind is ClosedFormStep else kind._step
 
     def spy(self, *args, **kwargs):
         counter["n"] += 1
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(ClosedFormStep, "__call__", spy)
+    monkeypatch.setattr(kind, "__call__" if kind is ClosedFormStep else "_step", spy)
+    monkeypatch.setattr(FastNet, "numpy_step", request.param == "numpy")
     return counter
 
 
@@ -91,6 +102,8 @@ def _no_check():
 
 @pytest.mark.parametrize("loss", ["squared_error", "poisson", "absolute_error", "huber"])
 def test_regression_losses_same_model(loss, calls, monkeypatch):
+    if calls["kind"] == "numpy" and loss != "squared_error":
+        pytest.skip(f"{loss} has no numpy closed form: torch's step trains it")
     X, y = make_regression(100, 5, random_state=0)
     y = np.abs(y) / 100 if loss == "poisson" else y / 100
 
@@ -198,3 +211,40 @@ def test_not_for_conv_modules():
 def test_plain_mlp_applies():
     X, y = _data("binary")
     assert why_not_closed_form(_net(MLPClassifier(), X, y)) is None
+
+
+def test_small_networks_take_the_numpy_step():
+    X, y = _data("binary")
+    assert why_not_numpy(_net(MLPClassifier(hidden_layer_sizes=(8,)), X, y)) is None
+    big = MLPClassifier(hidden_layer_sizes=(NUMPY_STEP // 100,), batch_size=100)
+    assert "large step" in why_not_numpy(_net(big, X, y))
+    assert "no numpy closed form" in why_not_numpy(
+        _net(MLPRegressor(loss="huber"), *_data("regression"))
+    )
+
+
+def test_numpy_step_keeps_the_state_where_torch_looks(monkeypatch):
+    """The parameters and the optimizer's state live in flat tensors, but
+    stay the module's and the optimizer's: saving, checkpoints and
+    partial_fit see them, whichever step trained them."""
+    import pickle
+
+    X, y = _data("multiclass")
+    fitted = []
+    for numpy_step in (True, False):
+        monkeypatch.setattr(FastNet, "numpy_step", numpy_step)
+        est = MLPClassifier(hidden_layer_sizes=(6,), random_state=0, batch_size=40)
+        est.partial_fit(X, y, classes=[0, 1, 2])
+        # a pickled copy continues as the original does
+        copy = pickle.loads(pickle.dumps(est))
+        est.partial_fit(X, y)
+        copy.partial_fit(X, y)
+        for pa, pb in zip(_params(est), _params(copy)):
+            np.testing.assert_array_equal(pa, pb)
+        fitted.append(est)
+    a, b = fitted
+    for p, q in zip(a.net_.module_.parameters(), b.net_.module_.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+    for sa, sb in zip(a.net_.optimizer_.state.values(), b.net_.optimizer_.state.values()):
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(sa[key], sb[key], rtol=1e-10, atol=1e-14)
