@@ -410,6 +410,7 @@ class NumpyStep:
             size = sum(p.numel() for p in g["params"])
             self.spans.append((g, slice(start, start + size), self._decoupled(optimizer, g)))
             start += size
+        self.updates = self._merged()
         # the layers' numpy views: W (out, in) and its transpose, b
         index = {id(p): i for i, p in enumerate(order)}
         offsets = [0]
@@ -437,6 +438,20 @@ class NumpyStep:
         self.state_key = ClosedFormStep._state_key(optimizer)
         self.params = order
 
+    def _merged(self):
+        """The update's calls: ``(groups, span, decoupled, settings)``, one
+        per run of adjacent groups of equal settings (the coupled L2 term is
+        in the gradient: Adam's weights and biases are one call)."""
+        calls = []
+        for group, span, decoupled in self.spans:
+            settings = ClosedFormStep._settings(group) + (decoupled,)
+            if calls and calls[-1][3] == settings:
+                groups, last, _, _ = calls[-1]
+                calls[-1] = (groups + [group], slice(last.start, span.stop), decoupled, settings)
+            else:
+                calls.append(([group], span, decoupled, settings))
+        return calls
+
     @staticmethod
     def _decoupled(optimizer, group):
         return type(optimizer) is torch.optim.AdamW or bool(group.get("decoupled_weight_decay"))
@@ -444,12 +459,12 @@ class NumpyStep:
     def valid(self):
         """Whether the parameters and the optimizer's state are still the
         flat views made here (a ``load_state_dict`` replaces the state)."""
-        optimizer = self.net.optimizer_
-        flat = self._tensors[0]
+        first = self.params[0]
         return (
-            ClosedFormStep._state_key(optimizer) == self.state_key
-            and all(p.grad is not None and p.grad.data_ptr() >= 0 for p in self.params)
-            and self.params[0].data_ptr() == flat.data_ptr()
+            ClosedFormStep._state_key(self.net.optimizer_) == self.state_key
+            and first.data_ptr() == self._tensors[0].data_ptr()
+            and first.grad is not None
+            and first.grad.data_ptr() == self._tensors[1].data_ptr()
         )
 
     def __call__(self, X, y, w=None):
@@ -507,7 +522,15 @@ class NumpyStep:
     def _update(self):
         for step in self.steps:
             step += 1
-        for group, span, decoupled in self.spans:
+        self._update_groups()
+
+    def _update_groups(self):
+        for groups, span, decoupled, settings in self.updates:
+            group = groups[0]
+            if any(g["lr"] != settings[0] for g in groups):
+                # a learning rate changed: regroup
+                self.updates = self._merged()
+                return self._update_groups()
             p, g = self.P[span], self.G[span]
             lr = group["lr"]
             wd = 0.0 if group.get("sknets_l2") else group.get("weight_decay", 0.0)

@@ -41,7 +41,7 @@ from ._closed_form import ClosedFormStep, NumpyStep
 from ._modules import penalized_parameters, row_keys
 from ._optim import LBFGS
 from ._registry import LOSSES
-from ._threads import flushed_denormals
+from ._threads import cpu_fit_state
 
 # ----------------------------------------------------------------------------
 # Precision and device
@@ -353,6 +353,7 @@ class GraphedStep(StepGraphs):
         self.net = net
         self.data = data
         self.acc = accumulator
+        self.host_acc = 0.0
         # whether the steps pass the rows' keys for keyed dropout masks
         self.keyed = bool(getattr(net.module_, "draws_random", False))
 
@@ -360,8 +361,9 @@ class GraphedStep(StepGraphs):
         d = self.data
         numpy_step = self.net._closed
         if type(numpy_step) is NumpyStep and d.sparse is None:
-            # a small network's step in numpy, on numpy's gathers of the rows
-            self.acc.add_(numpy_step.on_rows(d, idx), alpha=idx.shape[0])
+            # a small network's step in numpy, on numpy's gathers of the rows;
+            # its loss summed on the host
+            self.host_acc += numpy_step.on_rows(d, idx) * idx.shape[0]
             return
         keys = d.keys[idx] if self.keyed else None
         loss = self.net.step_on(
@@ -743,8 +745,9 @@ class FastNet(NeuralNet):
         if self.module_.training != training or self.criterion_.training != training:
             self._set_training(training)
         self._acc.zero_()
+        step.host_acc = 0.0
         step.run(iterator.order(), iterator.batch_size)
-        return self._acc.item() / len(iterator.data)
+        return (self._acc.item() + step.host_acc) / len(iterator.data)
 
     def run_single_epoch(self, iterator, training, prefix, step_fn=None, **fit_params):
         """One pass over ``iterator``; records ``{prefix}_loss`` in the history.
@@ -860,8 +863,17 @@ class FastNet(NeuralNet):
         outs = []
         # chunks of at most about 2**24 values, whatever the width
         chunk_rows = max(1, min(chunk_rows, 2**24 // max(1, X.shape[1] if X.ndim > 1 else 1)))
-        flush = flushed_denormals() if device.type == "cpu" else contextlib.nullcontext()
-        with torch.inference_mode(), self.autocast(), flush:
+        if device.type == "cpu":
+            # the threads of a fit's steps of a nominal 200 rows: as many for
+            # every number of rows (a row's outputs never depend on how many
+            # rows are predicted with it), one for a small network, where a
+            # second thread's wake-up costs more than it computes (25 times
+            # more on a busy machine)
+            n_params = sum(p.numel() for p in module.parameters())
+            state = cpu_fit_state(device, 200 * n_params)
+        else:
+            state = contextlib.nullcontext()
+        with torch.inference_mode(), self.autocast(), state:
             for start in range(0, max(X.shape[0], 1), chunk_rows):
                 xb = X[start : start + chunk_rows]
                 xb = _to_tensor(xb.toarray() if sp.issparse(xb) else xb, device, dtype)

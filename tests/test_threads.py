@@ -177,3 +177,30 @@ def test_fits_in_threads_are_bit_identical_to_the_fit_alone(dtype, no_user_setti
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fits_in_threads_beside_a_busy_core_are_bit_identical(dtype, no_user_setting, busy_core):
     _concurrent_rounds(dtype, rounds=5)
+
+
+def test_a_small_networks_predictions_run_on_one_thread(no_user_setting, monkeypatch):
+    """Predictions follow a fit's rule with a nominal batch of 200 rows,
+    whatever the number of rows predicted: one thread for a small network
+    (on a busy machine a second thread's wake-up cost 25 times the
+    prediction), the same for every subset of rows."""
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(50, 4), np.arange(50) % 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    seen = []
+    forward = type(clf.net_.module_).forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(clf.net_.module_), "forward", spy)
+    monkeypatch.setattr(T, "usable_cores", lambda: 2)
+    before = torch.get_num_threads()
+    clf.predict_proba(X)
+    # 100,000 rows: two chunks
+    clf.predict_proba(np.repeat(X, 2000, axis=0))
+    assert seen == [1, 1, 1]
+    assert torch.get_num_threads() == before
