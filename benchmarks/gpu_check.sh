@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The GPU check: one script for a GPU machine, within 8 minutes, results under $OUT.
+# The GPU check: one script for a GPU machine, within 10 minutes, results under $OUT.
 #
 #   1. the tests marked `gpu` (tests/test_gpu.py: graph-captured steps,
 #      batched training, bfloat16, the convnet on CUDA);
 #   2. benchmarks/array_api_gpu.py: MinMaxScaler + MLPClassifier on CUDA
 #      tensors under scikit-learn's array API, against the same fed numpy;
-#   3. benchmarks/bench.py on CUDA: W1-W5 with sknets, scikit-learn and skorch
+#   3. benchmarks/conv_grid.py on CUDA: a 2x2 ConvClassifier grid, 3-fold, 10
+#      epochs a fit, sknets' GridSearchCV (conv fits batched) against
+#      scikit-learn's, each search in a fresh process;
+#   4. benchmarks/bench.py on CUDA: W1-W5 with sknets, scikit-learn and skorch
 #      interleaved in one process, the batched W2 / W4 rows included.
 #
 # The machine needs torch with CUDA, scikit-learn, scipy and pandas; skorch
@@ -45,7 +48,11 @@ timeout 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m gpu tests/
 timeout 60 python3 benchmarks/array_api_gpu.py --repeats 3 \
     2>&1 | tee "$OUT/array-api.txt" || status=1
 
-# 3. the benchmark (capped so that the whole script stays within 8 minutes)
+# 3. a ConvClassifier grid, batched convnets against scikit-learn's search
+timeout 90 python3 benchmarks/conv_grid.py --device cuda --max-iter 10 --repeats 2 \
+    --json "$OUT/conv-grid.json" 2>&1 | tee "$OUT/conv-grid.txt" || status=1
+
+# 4. the benchmark (capped so that the whole script stays within 10 minutes)
 timeout 300 python3 benchmarks/bench.py --device cuda --in-process --repeats 3 \
     --out "$OUT/bench.md" --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench-log.txt" || status=1
 

@@ -593,7 +593,7 @@ class _BaseNet(_keras.AttributeHints, BaseEstimator, metaclass=ABCMeta):
         try:
             with _threads_for(self.net_, X, self):
                 if result is not None:
-                    self._adopt_result(result)
+                    self._adopt_trained(result, X, sample_weight)
                 elif not SOLVERS[self.solver].stochastic:
                     self._fit_lbfgs(X, targets, sample_weight)
                 else:
@@ -677,6 +677,12 @@ class _BaseNet(_keras.AttributeHints, BaseEstimator, metaclass=ABCMeta):
         plan in place of training (see :func:`sknets._seam.adopt`)."""
         with _atomic(self):
             return self._fit(X, y, result=result)
+
+    def _adopt_trained(self, result, X, sample_weight):
+        """A fit's training, done by a batched trainer: adopt ``result``
+        (its training data ``X``, ``sample_weight``) and end as that fit's
+        training ends (:meth:`_fit_stochastic`)."""
+        self._adopt_result(result)
 
     def _adopt_result(self, result, incremental=False):
         """Set what training sets, from ``result`` (a

@@ -237,6 +237,28 @@ class _ConvMixin:
         if self.batch_norm:
             self._refresh_batch_norm(X, sample_weight)
 
+    # -- the seam with model selection (see sknets._seam) ----------------------------
+
+    def _training_plan(self, X, y):
+        plan = super()._training_plan(X, y)
+        # what the fit checks before its first step
+        self._check_batches(self._batch_rows(len(plan.train_rows), plan.batch_size))
+        plan.module = dict(self.net_.get_params_for("module"))
+        return plan
+
+    def _layer_weights(self):
+        """The network's weights for a plan: its module's state dict."""
+        return {k: v.detach().cpu().clone() for k, v in self.net_.module_.state_dict().items()}
+
+    def _load_layer_weights(self, layers):
+        self.net_.module_.load_state_dict(layers)
+
+    def _adopt_trained(self, result, X, sample_weight):
+        # as _fit_stochastic: the batch-norm statistics of the final weights
+        super()._adopt_trained(result, X, sample_weight)
+        if self.batch_norm:
+            self._refresh_batch_norm(X, sample_weight)
+
     def _refresh_batch_norm(self, X, sample_weight=None, chunk_rows=1024):
         """Recompute the batch-norm statistics over X with the final weights
         (sample-weighted when ``sample_weight`` is given)."""

@@ -323,6 +323,27 @@ class MLPModule(nn.Module):
         return last(X)
 
 
+def shift_samples(X, offsets, s):
+    """``X`` of shape ``(N, C, *spatial)`` with sample ``i`` translated by
+    ``offsets[axis, i] - s`` positions along each spatial axis (``offsets``
+    of shape ``(n_axes, N, 1)``, in ``[0, 2s]``), the edge values filling
+    the vacated border (:meth:`ConvModule.shift`)."""
+    n, spatial = X.shape[0], X.shape[2:]
+    device = X.device
+    padded = nn.functional.pad(X, (s, s) * len(spatial), mode="replicate")
+    ndim = X.dim()
+    index = [
+        torch.arange(n, device=device).view(-1, *[1] * (ndim - 1)),
+        torch.arange(X.shape[1], device=device).view(1, -1, *[1] * (ndim - 2)),
+    ]
+    for axis, size in enumerate(spatial):
+        pos = torch.arange(size, device=device) + offsets[axis]
+        shape = [n, *[1] * (ndim - 1)]
+        shape[2 + axis] = size
+        index.append(pos.view(shape))
+    return padded[tuple(index)]
+
+
 class ConvModule(nn.Module):
     """Small VGG-style convolutional network with a dense head.
 
@@ -463,28 +484,16 @@ class ConvModule(nn.Module):
     def shift(self, X):
         """``X`` of shape ``(N, C, *spatial)``, each sample randomly translated."""
         s = self.random_shift
-        n, spatial = X.shape[0], X.shape[2:]
         device = X.device
-        padded = nn.functional.pad(X, (s, s) * len(spatial), mode="replicate")
         # one offset in [0, 2s] per sample and axis; offset s is no shift
         offsets = torch.randint(
             0,
             2 * s + 1,
-            (len(spatial), n, 1),
+            (X.dim() - 2, X.shape[0], 1),
             device=device,
             generator=self.stream.generator(device),
         )
-        ndim = X.dim()
-        index = [
-            torch.arange(n, device=device).view(-1, *[1] * (ndim - 1)),
-            torch.arange(X.shape[1], device=device).view(1, -1, *[1] * (ndim - 2)),
-        ]
-        for axis, size in enumerate(spatial):
-            pos = torch.arange(size, device=device) + offsets[axis]
-            shape = [n, *[1] * (ndim - 1)]
-            shape[2 + axis] = size
-            index.append(pos.view(shape))
-        return padded[tuple(index)]
+        return shift_samples(X, offsets, s)
 
     def _samples(self, X):
         X = X.reshape(X.shape[0], *self.input_shape)

@@ -68,8 +68,9 @@ class TrainingPlan:
     #: the weights of X's rows (``class_weight``), or None when unweighted
     sample_weight: np.ndarray = None
     #: the network: hidden widths, activation, loss, output activation and
-    #: width, its initial ``(weight (out, in), bias)`` per layer, and where
-    #: and in what dtype it trains
+    #: width, its initial ``(weight (out, in), bias)`` per layer (a
+    #: convolutional network: its module's state dict), and where and in
+    #: what dtype it trains
     hidden: tuple = ()
     activation: str = "relu"
     loss: str = "squared_error"
@@ -78,6 +79,9 @@ class TrainingPlan:
     layers: list = field(default_factory=list)
     device: torch.device = None
     dtype: torch.dtype = None
+    #: a convolutional network's module keyword arguments
+    #: (:class:`~sknets._modules.ConvModule`); None for an MLP
+    module: dict = None
     #: training settings
     solver: str = "adam"
     schedule: str = "constant"
@@ -100,8 +104,9 @@ class TrainingPlan:
 @dataclass
 class TrainingResult:
     """What training a :class:`TrainingPlan` gave: the final weights (with
-    ``early_stopping``, those of the best validation score), scikit-learn's
-    curves and counters, and how it ended."""
+    ``early_stopping``, those of the best validation score; in the form
+    of the plan's ``layers``), scikit-learn's curves and counters, and how
+    it ended."""
 
     layers: list
     loss_curve: list

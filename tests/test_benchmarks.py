@@ -116,3 +116,26 @@ def test_conv_signals_reach_the_published_cnn_on_mnist1d(capsys):
     (conv,), (mlp,) = scores["conv"], scores["mlp"]
     assert conv >= 0.94
     assert mlp < 0.8
+
+
+@pytest.mark.slow
+def test_halving_script_runs(tmp_path, capsys):
+    """benchmarks/halving.py --quick on the rows workload: both searches in
+    fresh processes (15 to 30 s on 2 cores), the same candidates kept and
+    the same best one."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import halving
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    out = tmp_path / "halving.json"
+    assert halving.main(["--quick", "--workloads", "rows", "--threads", "1",
+                         "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| rows | **" in printed and "27 @ 100, 9 @ 300, 3 @ 900 rows" in printed
+    results = json.loads(out.read_text())
+    (summary,) = results["summary"]
+    assert summary["same_search"] and summary["max_score_diff"] < 1e-6
+    assert summary["n_candidates"] == [27, 9, 3]
+    assert summary["sklearn_over_sknets"] > 0
+    assert {r["impl"] for r in results["results"]} == {"sknets", "sklearn"}

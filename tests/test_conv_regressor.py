@@ -207,13 +207,16 @@ def test_parameters_are_validated(signals, name, bad):
 def test_shares_the_conv_mixin_without_label_smoothing():
     """The regressor and the classifier share the convolution code and their
     defaults but for batch norm and dropout (see the last test); label
-    smoothing, a classification matter, is the classifier's only."""
+    smoothing and class weights, classification matters, are the
+    classifier's only."""
     assert issubclass(ConvRegressor, _ConvMixin) and issubclass(ConvClassifier, _ConvMixin)
     regressor, classifier = ConvRegressor().get_params(), ConvClassifier().get_params()
     assert "label_smoothing" not in regressor and "loss" in regressor
-    assert set(regressor) - {"loss"} == set(classifier) - {"label_smoothing"}
+    assert "class_weight" not in regressor
+    assert set(regressor) - {"loss"} == set(classifier) - {"label_smoothing", "class_weight"}
     for name, value in classifier.items():
-        if name not in ("label_smoothing", "batch_norm", "dropout", "conv_dropout"):
+        if name not in ("label_smoothing", "class_weight", "batch_norm", "dropout",
+                        "conv_dropout"):
             assert regressor[name] == value, name
     assert not regressor["batch_norm"] and regressor["dropout"] == regressor["conv_dropout"] == 0
     assert set(_ConvMixin._parameter_constraints) <= set(ConvRegressor._parameter_constraints)
@@ -279,11 +282,11 @@ def test_cross_val_score_with_kfold(signals):
 
 
 def test_sknets_cross_val_score_fits_one_after_the_other(signals):
-    """sknets' cross_val_score does not batch convolutional networks: it fits
-    them as scikit-learn does, with the same results."""
+    """On a CPU, sknets' cross_val_score does not batch convolutional
+    networks: it fits them as scikit-learn does, with the same results."""
     X, y = signals
     est = ConvRegressor(**TINY)
-    assert "ConvRegressor is not" in skn._batched.why_not_batched(est)
+    assert "ConvRegressor on a CPU" in skn._batched.why_not_batched(est)
     cv = KFold(3, shuffle=True, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

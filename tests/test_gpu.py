@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV as SkGridSearchCV
 from sklearn.model_selection import KFold
 from sklearn.model_selection import cross_val_score as sk_cross_val_score
 
@@ -73,6 +74,27 @@ def test_conv_classifier_on_cuda(digits):
     clf.fit(X, y)
     assert clf.net_.torch_device.type == "cuda"
     assert clf.score(X, y) > 0.8
+
+
+def test_batched_conv_grid_on_cuda_equals_separate_fits(digits):
+    """ConvClassifier fits batched on CUDA (grouped convolutions, each
+    member's batch norm, shifts and dropout), in float64: the scores of
+    scikit-learn's search of separate fits, and no fallback."""
+    X, y = digits[0][:400], digits[1][:400]
+    est = ConvClassifier(input_shape=(1, 8, 8), filters=(8,), hidden_layer_sizes=(16,),
+                         batch_size=64, max_iter=4, random_shift=1, precision="float64",
+                         random_state=0, device="cuda")
+    grid = {"learning_rate_init": [1e-3, 1e-2], "alpha": [1e-4, 1e-2]}
+    cv = KFold(3, shuffle=True, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = GridSearchCV(est, grid, cv=cv).fit(X, y)
+    assert not [w for w in caught if "one by one" in str(w.message)]
+    theirs = SkGridSearchCV(clone(est), grid, cv=cv).fit(X, y)
+    for split in range(3):
+        key = f"split{split}_test_score"
+        np.testing.assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], atol=1e-9)
+    assert ours.best_params_ == theirs.best_params_
 
 
 def test_cuda_tensors_stay_on_the_gpu_through_a_pipeline(digits, host_copies):

@@ -15,9 +15,9 @@ or preset scikit-learn's private internals, or check its wording:
 - ``test_verbose_sgd``: asserts scikit-learn's ``"Iteration"`` verbose
   wording; sknets prints Keras-style ``"Epoch 1/2 - loss: ..."`` lines.
 
-``model_selection/tests/test_search.py`` and ``test_validation.py``, with
-``sknets.model_selection``'s classes and functions swapped in, have no
-exception.
+``model_selection/tests/test_search.py``, ``test_validation.py`` and
+``test_successive_halving.py``, with ``sknets.model_selection``'s classes
+and functions swapped in, have no exception.
 """
 
 import json
@@ -39,6 +39,7 @@ ALLOWED = {
     },
     "search": set(),
     "validation": set(),
+    "halving": set(),
 }
 
 

@@ -7,7 +7,7 @@ scikit-learn's ``conftest`` loaded as a plugin, for its fixtures).
 
 Usage::
 
-    python tools/sklearn_swap.py mlp|search|validation [pytest args...]
+    python tools/sklearn_swap.py mlp|search|validation|halving [pytest args...]
 
 Prints pytest's summary and writes a JSON list of failed test ids to
 ``$SKNETS_SWAP_REPORT`` when that is set. Fetches nothing.
@@ -34,6 +34,10 @@ SUITES = {
     "validation": (
         "model_selection/tests/test_validation.py",
         "from sknets.model_selection import cross_val_score, cross_validate",
+    ),
+    "halving": (
+        "model_selection/tests/test_successive_halving.py",
+        "from sknets.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV",
     ),
 }
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .._closed_form import adam_update, rmsprop_update, sgd_update
+from .._conv import ConvClassifier, ConvRegressor
 from .._engine import StepGraphs
 from .._mlp import MLPClassifier, MLPRegressor
 from .._modules import _mix32, _mix32_light, _position_hashes, row_keys
@@ -50,8 +51,9 @@ PER_MEMBER = {
     "class_weight",
 }
 
-#: Estimators whose fits can be batched.
-BATCHABLE = (MLPClassifier, MLPRegressor)
+#: Estimators whose fits can be batched (the conv networks by
+#: :mod:`sknets.model_selection._batched_conv`).
+BATCHABLE = (MLPClassifier, MLPRegressor, ConvClassifier, ConvRegressor)
 
 #: On a CPU, each training step of each member costs, beyond the
 #: multiply-adds of its forward and backward passes, about as much as this
@@ -85,7 +87,8 @@ def training_cost(epochs, rows, batch, widths, cpu=True):
 def why_not_batched(estimator):
     """The reason a fit of ``estimator`` cannot be batched, or None."""
     if type(estimator) not in BATCHABLE:
-        return f"{type(estimator).__name__} is not a sknets MLPClassifier or MLPRegressor"
+        names = ", ".join(cls.__name__ for cls in BATCHABLE[:-1])
+        return f"{type(estimator).__name__} is not a sknets {names} or {BATCHABLE[-1].__name__}"
     if not SOLVERS[estimator.solver].batched:
         batched = [name for name, s in SOLVERS.items() if s.batched]
         return f"solver={estimator.solver!r} (batched: {', '.join(map(repr, batched))})"
@@ -93,12 +96,22 @@ def why_not_batched(estimator):
         return "warm_start=True"
     if estimator.precision == "bfloat16":
         return "precision='bfloat16'"
+    if isinstance(estimator, (ConvClassifier, ConvRegressor)):
+        from ._batched_conv import why_not_batched_conv
+
+        return why_not_batched_conv(estimator)
     return None
 
 
 def _structure(plan, pad):
     """Members with equal structure keys train together."""
     shared = tuple(sorted((k, repr(v)) for k, v in plan.params.items() if k not in PER_MEMBER))
+    conv = None
+    if plan.module is not None:
+        # a conv network: its members share their widths and their module
+        from ._batched_conv import structure_key
+
+        conv, pad = structure_key(plan), False
     if pad is None:
         # a GPU runs padded members in parallel for free; on a CPU padding
         # is real work, so there only members of equal widths train together
@@ -114,6 +127,7 @@ def _structure(plan, pad):
         plan.targets.dtype.str,
         str(plan.device),
         str(plan.dtype),
+        conv,
     )
 
 
@@ -139,10 +153,15 @@ def train_plans(plans, slots=None, chunk_members=None, pad=None):
     results = [None] * len(plans)
     for indices in groups.values():
         group = [plans[i] for i in indices]
-        size = chunk_members or _members_per_chunk(group)
+        if group[0].module is not None:
+            from ._batched_conv import _ConvGroup, members_per_chunk
+
+            trainer, size = _ConvGroup, chunk_members or members_per_chunk(group)
+        else:
+            trainer, size = _BatchedGroup, chunk_members or _members_per_chunk(group)
         for start in range(0, len(indices), size):
             chunk = indices[start : start + size]
-            trained = _BatchedGroup([plans[i] for i in chunk], [slots[i] for i in chunk]).train()
+            trained = trainer([plans[i] for i in chunk], [slots[i] for i in chunk]).train()
             for i, result in zip(chunk, trained):
                 results[i] = result
     return results, len(groups)
@@ -289,7 +308,22 @@ class _BatchedGroup:
                 leaf.grad = gview
                 dest.append(leaf)
 
-        # --- per-member settings, as (M, 1) columns
+        self._setup_members(plans)
+
+        # batch orders: one CPU generator per member, seeded as its separate
+        # fit's, drawn on the host and copied to the device once per epoch
+        self.generators = [torch.Generator().manual_seed(int(p.seed)) for p in plans]
+        capture = device.type == "cuda"
+        self.runner = StepGraphs(self._body, self._zero_grad, capture=capture)
+        if self.early_stopping:
+            self._setup_validation([p.val_rows for p in plans])
+
+    def _setup_members(self, plans):
+        """Each member's settings as ``(M, 1)`` columns, the optimizer's
+        state, and scikit-learn's per-epoch rules (:mod:`sknets._rules`),
+        on the device (with the flat parameters ``self.flat`` in place)."""
+        M, dtype, device, first = self.M, self.dtype, self.device, plans[0]
+
         def per(name, dtype=dtype):
             values = [float(getattr(p, name)) for p in plans]
             return torch.tensor(values, dtype=dtype, device=device)[:, None]
@@ -333,14 +367,6 @@ class _BatchedGroup:
             device=device,
         )
         self.max_iter = column("max_iter")
-
-        # batch orders: one CPU generator per member, seeded as its separate
-        # fit's, drawn on the host and copied to the device once per epoch
-        self.generators = [torch.Generator().manual_seed(int(p.seed)) for p in plans]
-        capture = device.type == "cuda"
-        self.runner = StepGraphs(self._body, self._zero_grad, capture=capture)
-        if self.early_stopping:
-            self._setup_validation([p.val_rows for p in plans])
 
     def _setup_validation(self, val_rows):
         device, M = self.device, self.M

@@ -37,7 +37,7 @@ from sklearn.utils.validation import _check_method_params, _num_samples
 
 from .._engine import resolve_device
 from . import _pretrained
-from ._batched import why_not_batched
+from ._batched import BATCHABLE, why_not_batched
 from ._distributed import ClusterError, Fit, Place, find_place, train_members
 
 
@@ -58,7 +58,12 @@ def _plan(estimator, candidates, fit_params=None):
     """``(params, estimator, reason)`` for each candidate: the estimator set
     up as scikit-learn's ``_fit_and_score`` sets it up (the parameter values
     cloned, so that estimators in a grid are never modified), and why its
-    fits cannot be batched, or None."""
+    fits cannot be batched, or None. An estimator that no parameter can
+    make batchable (neither a Pipeline nor a batchable class) is left
+    alone: scikit-learn's own fits are then the only calls it gets."""
+    if not isinstance(estimator, Pipeline) and type(estimator) not in BATCHABLE:
+        reason = why_not_batched(estimator)
+        return [(params, estimator, reason) for params in candidates]
     plans = []
     for params in candidates:
         try:
@@ -412,7 +417,10 @@ class _BatchedSearchMixin:
             run = self._fitting()[4]
             n_shares = len(run.shares)
             try:
-                splits_cv = self._pretrain(candidate_params, cv or self._checked_cv_orig)
+                splits_cv = self._pretrain(
+                    candidate_params, cv or self._checked_cv_orig,
+                    refit=self._refit_candidates(more_results),
+                )
             finally:
                 # one share per fit of these candidates, pretrained or not
                 n = len(candidate_params) * self.n_splits_
@@ -429,10 +437,18 @@ class _BatchedSearchMixin:
 
         return evaluate
 
-    def _pretrain(self, candidates, cv):
+    def _refit_candidates(self, more_results):
+        """Whether the best candidate may be among those evaluated now (with
+        scikit-learn's ``more_results`` of that evaluation): then, on a GPU,
+        their refits train with their members. A search that evaluates its
+        candidates in several calls can say which."""
+        return True
+
+    def _pretrain(self, candidates, cv, refit=True):
         """Pretrain the candidates' fits on ``cv``'s splits, computed once;
         returns those splits as a cv, or None when nothing was pretrained
-        (scikit-learn then runs exactly as it would alone)."""
+        (scikit-learn then runs exactly as it would alone). ``refit``: the
+        candidates' refits may train with them (on a GPU)."""
         X, y, params, pool, run = self._fitting()
         X, y = indexable(X, y)
         # the routing that scikit-learn's fit has already done without error
@@ -462,7 +478,7 @@ class _BatchedSearchMixin:
             splits = list(cv.split(X, y, **routed.splitter.split))
         except Exception:  # scikit-learn's evaluate_candidates raises it
             return None
-        refit = bool(self.refit) and _on_cuda(self.estimator)
+        refit = refit and bool(self.refit) and _on_cuda(self.estimator)
         try:
             # on a GPU, one more member per candidate costs next to nothing:
             # the refit trains on all rows with the others

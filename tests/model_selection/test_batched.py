@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from sknets import ConvClassifier, MLPClassifier, MLPRegressor, _seam
@@ -219,7 +220,8 @@ def test_a_diverging_member_reports_its_error(digits):
     [
         (MLPClassifier(solver="lbfgs"), "solver='lbfgs'"),
         (MLPClassifier(warm_start=True), "warm_start=True"),
-        (ConvClassifier(), "ConvClassifier is not"),
+        (LogisticRegression(), "LogisticRegression is not a sknets"),
+        (ConvClassifier(device="cpu"), "ConvClassifier on a CPU"),
     ],
 )
 def test_why_not_batched(est, reason):

@@ -26,6 +26,7 @@ from sknets import MLPClassifier, _base
 from sknets.model_selection import (
     ClusterError,
     GridSearchCV,
+    HalvingGridSearchCV,
     RandomizedSearchCV,
     _batched,
     _distributed,
@@ -389,6 +390,27 @@ def test_randomized_search_and_cross_validation_on_a_cluster(client, data, here)
     for a, b in zip(ours_cv["estimator"], local_cv["estimator"]):
         assert np.array_equal(a[-1].coefs_[0], b[-1].coefs_[0])
     assert np.array_equal(ours_score, local_score)
+
+
+def test_halving_search_on_a_cluster_equals_the_local_run(client, data, chunks, here, capsys):
+    """Each iteration's members train on the workers (3 iterations of 4, 2
+    and 1 candidates on 75, 150 and 300 rows); scikit-learn's fits adopt
+    them here."""
+    X, y = data
+    grid = {"mlpclassifier__learning_rate_init": [1e-3, 3e-3, 1e-2, 3e-2]}
+    kwargs = dict(cv=CV, factor=2, random_state=0)
+    local = HalvingGridSearchCV(_pipe(batch_size=32), grid, **kwargs).fit(X, y)
+    here.update(groups=0, fits=0, adopted=0)
+    with _on(client):
+        ours = HalvingGridSearchCV(_pipe(batch_size=32), grid, verbose=1, **kwargs).fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("on 2 Dask worker thread(s)") == 3  # every iteration
+    assert ours.n_candidates_ == [4, 2, 1] and ours.n_resources_ == [75, 150, 300]
+    assert sum(r["members"] for r in chunks()) == 12 + 6 + 3
+    assert here == {"groups": 0, "fits": 1, "adopted": 21}  # the refit is an ordinary fit
+    _assert_same_results(ours.cv_results_, local.cv_results_)
+    for a, b in zip(ours.best_estimator_[-1].coefs_, local.best_estimator_[-1].coefs_):
+        assert np.array_equal(a, b)
 
 
 def test_the_data_goes_once_to_each_worker(client, data, chunks, monkeypatch):
