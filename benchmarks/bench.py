@@ -764,6 +764,21 @@ def child_main(spec):
     return 0
 
 
+def run_child(script, spec, mark):
+    """Run ``script --child <spec as JSON>`` in a new interpreter, the
+    repository on its ``PYTHONPATH``; returns ``(record, process)``: the
+    JSON record of its last output line starting with ``mark`` (None if
+    there is none) and the finished process."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, str(Path(script).resolve()), "--child", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(mark):
+            return json.loads(line[len(mark):]), proc
+    return None, proc
+
+
 def run_fresh(w, impl, args):
     """Run :func:`child_main` in a new interpreter; returns its record."""
     spec = {
@@ -775,17 +790,11 @@ def run_fresh(w, impl, args):
         "warmup": args.warmup,
         "threads": args.threads,
     }
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), env.get("PYTHONPATH")) if p
-    )
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    record, proc = run_child(__file__, spec, CHILD_MARK)
     if args.verbose and proc.stderr:
         sys.stderr.write(proc.stderr)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(CHILD_MARK):
-            return json.loads(line[len(CHILD_MARK):])
+    if record is not None:
+        return record
     tail = " ".join(proc.stderr.strip().splitlines()[-1:])
     return {"error": f"error: the fresh process exited with {proc.returncode}: {tail}"}
 

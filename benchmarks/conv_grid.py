@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -141,13 +140,9 @@ def run_fresh(impl, args):
     spec = {"impl": impl, "max_iter": args.max_iter, "device": args.device,
             "threads": args.threads, "dtype": args.dtype,
             "batched_on_cpu": args.batched_on_cpu}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(CHILD_MARK):
-            return json.loads(line[len(CHILD_MARK):])
+    record, proc = bench.run_child(__file__, spec, CHILD_MARK)
+    if record is not None:
+        return record
     raise RuntimeError(f"the {impl} process exited with {proc.returncode}:\n{proc.stderr[-3000:]}")
 
 

@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -146,13 +145,9 @@ def child_main(spec):
 def run_fresh(impl, workload, args):
     spec = {"impl": impl, "workload": workload, "epochs": args.epochs, "device": args.device,
             "threads": args.threads}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(CHILD_MARK):
-            return json.loads(line[len(CHILD_MARK):])
+    record, proc = bench.run_child(__file__, spec, CHILD_MARK)
+    if record is not None:
+        return record
     raise RuntimeError(f"the {impl} process exited with {proc.returncode}:\n{proc.stderr[-3000:]}")
 
 

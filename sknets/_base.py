@@ -54,6 +54,7 @@ from ._engine import (
     WeightedLoss,
     resolve_device,
     resolve_precision,
+    unweighted_as_none,
 )
 from ._registry import ACTIVATIONS, OUT_ACTIVATIONS, SOLVERS
 from ._rules import EpochRules
@@ -617,13 +618,12 @@ class _BaseNet(_keras.AttributeHints, BaseEstimator, metaclass=ABCMeta):
         """``fit(X, y)`` up to training, described as a
         :class:`~sknets._seam.TrainingPlan` (see :func:`sknets._seam.plan`)."""
         X, targets, sample_weight, seed = self._prepare_fit(X, y)
-        if sample_weight is not None:
-            if np.all(sample_weight == 1):
-                sample_weight = None  # as DeviceData: the unweighted fit
-            elif not np.all(sample_weight > 0):
-                # a batch of zero weight is scikit-learn's ZeroDivisionError,
-                # which the fit raises on its own
-                raise ValueError("Fits with zero sample weights are not batched.")
+        # as the fit's DeviceData: unit weights are the unweighted fit
+        sample_weight = unweighted_as_none(sample_weight)
+        if sample_weight is not None and not np.all(sample_weight > 0):
+            # a batch of zero weight is scikit-learn's ZeroDivisionError,
+            # which the fit raises on its own
+            raise ValueError("Fits with zero sample weights are not batched.")
         if self.early_stopping:
             train, val = self._early_stopping_split(targets, seed)
         else:

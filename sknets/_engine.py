@@ -142,6 +142,15 @@ class WeightedLoss(nn.Module):
 # ----------------------------------------------------------------------------
 
 
+def unweighted_as_none(w):
+    """None for sample weights that are all one (or None): such a fit runs
+    exactly the arithmetic of a fit without weights, on the cheaper
+    unweighted path; ``w`` otherwise."""
+    if w is not None and np.all(np.asarray(w) == 1):
+        return None
+    return w
+
+
 class DeviceData:
     """X, y and sample weights held as tensors on one device.
 
@@ -170,8 +179,7 @@ class DeviceData:
             self.y = _to_tensor(y, device, torch.int64)
         else:
             self.y = _to_tensor(y, device, dtype)
-        if w is not None and np.all(np.asarray(w) == 1):
-            w = None
+        w = unweighted_as_none(w)
         self.w = None if w is None else _to_tensor(w, device, dtype)
 
     def __len__(self):

@@ -229,42 +229,14 @@ class _BatchedGroup:
             self.closed_form = False  # autograd, through the masks
 
         # --- data: one slot per distinct training set, padded to n_max rows
-        index_of, slot_of = {}, []
-        for plan, slot in zip(plans, slots):
-            slot_of.append(index_of.setdefault(slot, (len(index_of), plan))[0])
-        self.early_stopping = first.early_stopping
-        self.train_rows = [torch.as_tensor(p.train_rows, dtype=torch.int64) for p in plans]
-        self.n_list = [len(rows) for rows in self.train_rows]
-        self.n_rows = torch.tensor(self.n_list, dtype=torch.float64, device=device)
-        n_max = max(len(p.X) for p in plans)
+        self._setup_data(plans, slots)
         n_feat = first.X.shape[1]
-        Xs = torch.zeros((len(index_of), n_max, n_feat), dtype=dtype, device=device)
-        t0 = first.targets
-        y_dtype = torch.int64 if t0.dtype.kind in "iu" else dtype
-        Ys = torch.zeros((len(index_of), n_max, *t0.shape[1:]), dtype=y_dtype)
-        for index, p in index_of.values():
-            Xs[index, : len(p.X)] = _device_rows(p.X, dtype, device)
-            Ys[index, : len(p.X)] = torch.as_tensor(p.targets).to(Ys.dtype)
-        self.X = Xs.reshape(-1, n_feat)
         if self.dropout > 0:
             self.keys = row_keys(self.X)
             # each member's module is reseeded with its call's seed + 1 (_BaseNet._fit)
             seeds = [(int(p.seed) + 1) % (2**31 - 1) for p in plans]
             self.stream_seed = _mix32(torch.tensor(seeds, dtype=torch.int64, device=device))
             self.stream_step = torch.zeros(M, dtype=torch.int64, device=device)
-        self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
-        # sample weights (class_weight), per member: its separate fit's
-        # weighted mean loss, and penalty over the batch's weight
-        self.weighted = any(p.sample_weight is not None for p in plans)
-        if self.weighted:
-            Wt = torch.ones((M, n_max), dtype=dtype)
-            for i, p in enumerate(plans):
-                if p.sample_weight is not None:
-                    Wt[i, : len(p.X)] = torch.as_tensor(p.sample_weight, dtype=dtype)
-            self.Wt = Wt.to(device)
-        self.offset = (torch.tensor(slot_of) * n_max).to(device)
-        self.batch = first.batch_size
-        self.steps = math.ceil(max(self.n_list) / self.batch)
 
         # --- parameters: flat (M, P), padded; copied from each member's net
         hidden = max_widths(plans)
@@ -317,6 +289,46 @@ class _BatchedGroup:
         self.runner = StepGraphs(self._body, self._zero_grad, capture=capture)
         if self.early_stopping:
             self._setup_validation([p.val_rows for p in plans])
+
+    def _setup_data(self, plans, slots, rows_device="cpu"):
+        """The members' data on the device: one slot per distinct training
+        set (``slots``), padded to the longest, as ``self.X`` / ``self.Y``
+        rows with each member's ``offset`` into them; each member's
+        training rows (on ``rows_device``), their counts, its sample
+        weights (``class_weight``: the weighted mean loss and the penalty
+        over the batch's weight of its separate fit), and the batch size and
+        steps of an epoch."""
+        M, dtype, device, first = self.M, self.dtype, self.device, plans[0]
+        index_of, slot_of = {}, []
+        for plan, slot in zip(plans, slots):
+            slot_of.append(index_of.setdefault(slot, (len(index_of), plan))[0])
+        self.early_stopping = first.early_stopping
+        self.train_rows = [
+            torch.as_tensor(p.train_rows, dtype=torch.int64).to(rows_device) for p in plans
+        ]
+        self.n_list = [len(rows) for rows in self.train_rows]
+        self.n_rows = torch.tensor(self.n_list, dtype=torch.float64, device=device)
+        n_max = max(len(p.X) for p in plans)
+        n_feat = first.X.shape[1]
+        Xs = torch.zeros((len(index_of), n_max, n_feat), dtype=dtype, device=device)
+        t0 = first.targets
+        y_dtype = torch.int64 if t0.dtype.kind in "iu" else dtype
+        Ys = torch.zeros((len(index_of), n_max, *t0.shape[1:]), dtype=y_dtype)
+        for index, p in index_of.values():
+            Xs[index, : len(p.X)] = _device_rows(p.X, dtype, device)
+            Ys[index, : len(p.X)] = torch.as_tensor(p.targets).to(Ys.dtype)
+        self.X = Xs.reshape(-1, n_feat)
+        self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
+        self.weighted = any(p.sample_weight is not None for p in plans)
+        if self.weighted:
+            Wt = torch.ones((M, n_max), dtype=dtype)
+            for i, p in enumerate(plans):
+                if p.sample_weight is not None:
+                    Wt[i, : len(p.X)] = torch.as_tensor(p.sample_weight, dtype=dtype)
+            self.Wt = Wt.to(device)
+        self.offset = (torch.tensor(slot_of) * n_max).to(device)
+        self.batch = first.batch_size
+        self.steps = math.ceil(max(self.n_list) / self.batch)
 
     def _setup_members(self, plans):
         """Each member's settings as ``(M, 1)`` columns, the optimizer's

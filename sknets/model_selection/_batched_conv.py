@@ -61,7 +61,7 @@ from .._modules import (
     shift_samples,
 )
 from .._registry import LOSSES
-from ._batched import _BatchedGroup, _device_rows
+from ._batched import _BatchedGroup
 
 #: Whether conv members train batched on a CPU. There the grouped
 #: convolutions (slower per member than a plain one) and the members'
@@ -164,26 +164,10 @@ class _ConvGroup(_BatchedGroup):
         self.keyed = any(isinstance(m, Dropout) for m in template.modules())
 
         # --- data: one slot per distinct training set, padded to n_max rows
-        index_of, slot_of = {}, []
-        for plan, slot in zip(plans, slots):
-            slot_of.append(index_of.setdefault(slot, (len(index_of), plan))[0])
-        self.early_stopping = first.early_stopping
-        self.train_rows = [
-            torch.as_tensor(p.train_rows, dtype=torch.int64).to(device) for p in plans
-        ]
-        self.n_list = [len(rows) for rows in self.train_rows]
-        self.n_rows = torch.tensor(self.n_list, dtype=torch.float64, device=device)
-        n_max = max(len(p.X) for p in plans)
-        n_feat = first.X.shape[1]
-        Xs = torch.zeros((len(index_of), n_max, n_feat), dtype=dtype, device=device)
-        t0 = first.targets
-        y_dtype = torch.int64 if t0.dtype.kind in "iu" else dtype
-        Ys = torch.zeros((len(index_of), n_max, *t0.shape[1:]), dtype=y_dtype)
-        for index, p in index_of.values():
-            Xs[index, : len(p.X)] = _device_rows(p.X, dtype, device)
-            Ys[index, : len(p.X)] = torch.as_tensor(p.targets).to(Ys.dtype)
-        self.X = Xs.reshape(-1, n_feat)
-        self.Y = Ys.reshape(-1, *t0.shape[1:]).to(device)
+        # (_BatchedGroup's; the training rows on the device, where the
+        # batch orders are drawn)
+        self._setup_data(plans, slots, rows_device=device)
+        B = self.batch
         if self.keyed or self.random_shift:
             # each member's module is reseeded with its call's seed + 1 (_BaseNet._fit)
             seeds = [(int(p.seed) + 1) % (2**31 - 1) for p in plans]
@@ -196,16 +180,6 @@ class _ConvGroup(_BatchedGroup):
             self.shift_generators = [
                 torch.Generator(device=device).manual_seed(seed) for seed in seeds
             ]
-        self.weighted = any(p.sample_weight is not None for p in plans)
-        if self.weighted:
-            Wt = torch.ones((M, n_max), dtype=dtype)
-            for i, p in enumerate(plans):
-                if p.sample_weight is not None:
-                    Wt[i, : len(p.X)] = torch.as_tensor(p.sample_weight, dtype=dtype)
-            self.Wt = Wt.to(device)
-        self.offset = (torch.tensor(slot_of) * n_max).to(device)
-        self.batch = B = first.batch_size
-        self.steps = math.ceil(max(self.n_list) / B)
         # each member's rows in each step of an epoch (its last batch is smaller)
         self.step_rows = [
             [min(max(n - s * B, 0), B) for n in self.n_list] for s in range(self.steps)
