@@ -8,10 +8,11 @@ pipeline ending in ``ConvClassifier(input_shape=(1, 8, 8))`` with its
 defaults otherwise (``--max-iter`` caps its epochs), 3-fold ``KFold``,
 refit: 12 fits and a refit. ``sknets`` trains the (candidate, fold) fits
 of one network structure as one batched network
-(:mod:`sknets.model_selection._batched_conv`) where it batches convnets
-(on CUDA; on a CPU with ``--batched-on-cpu``, which sets
-``sknets.model_selection._batched_conv.BATCH_ON_CPU``); elsewhere it fits
-them one by one, as ``scikit-learn`` does, and warns.
+(:mod:`sknets.model_selection._batched_conv`): on CUDA with grouped
+convolutions, on a CPU with each member's blocks on its own rows
+(``--conv-layout grouped`` or ``per-member`` forces one, through
+``sknets.model_selection._batched_conv.CONV_PER_MEMBER``); ``scikit-learn``
+fits them one by one.
 
 Every timed search runs in a fresh Python process (the same interpreter,
 the repository root on ``PYTHONPATH``), after an untimed warm-up search of
@@ -26,7 +27,7 @@ Usage::
 
     python benchmarks/conv_grid.py [--repeats 3] [--device cpu|cuda|auto]
         [--max-iter N] [--dtype float64|float32] [--threads N]
-        [--batched-on-cpu] [--quick] [--json results.json]
+        [--conv-layout auto|grouped|per-member] [--quick] [--json results.json]
 
 ``--quick``: 2 epochs a fit, one round: a smoke test. Self-contained: no
 network, no downloads.
@@ -87,6 +88,10 @@ def load_average():
     return None if loads is None else loads[0]
 
 
+#: --conv-layout: the value of CONV_PER_MEMBER
+LAYOUTS = {"auto": None, "grouped": False, "per-member": True}
+
+
 def sync(device):
     if str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         torch.cuda.synchronize()
@@ -97,8 +102,7 @@ def child_main(spec):
     then the timed search; prints its record as one JSON line."""
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
-    if spec["batched_on_cpu"]:
-        _batched_conv.BATCH_ON_CPU = True
+    _batched_conv.CONV_PER_MEMBER = LAYOUTS[spec["conv_layout"]]
     X, y = load_digits(return_X_y=True)
     X = X.astype(spec["dtype"])
     impl, device = spec["impl"], spec["device"]
@@ -139,7 +143,7 @@ def child_main(spec):
 def run_fresh(impl, args):
     spec = {"impl": impl, "max_iter": args.max_iter, "device": args.device,
             "threads": args.threads, "dtype": args.dtype,
-            "batched_on_cpu": args.batched_on_cpu}
+            "conv_layout": args.conv_layout}
     record, proc = bench.run_child(__file__, spec, CHILD_MARK)
     if record is not None:
         return record
@@ -157,8 +161,9 @@ def main(argv=None):
                         help="epochs a fit at most (default: ConvClassifier's max_iter)")
     parser.add_argument("--dtype", default="float64", choices=("float64", "float32"),
                         help="the dtype of X (precision='auto' trains in it on a CPU)")
-    parser.add_argument("--batched-on-cpu", action="store_true",
-                        help="batch the conv fits on a CPU too (BATCH_ON_CPU)")
+    parser.add_argument("--conv-layout", default="auto", choices=tuple(LAYOUTS),
+                        help="how sknets' batched members run their conv blocks "
+                        "(default: per member on a CPU, grouped on CUDA)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -191,7 +196,7 @@ def main(argv=None):
           f"{torch.__version__} ({a['torch_threads']} thread(s)), scikit-learn "
           f"{sklearn.__version__}, sknets {sknets.__version__}; X {args.dtype}, precision "
           f"{a['precision']}, max_iter {a['max_iter']}; "
-          + ("conv fits batched on a CPU (--batched-on-cpu); " if args.batched_on_cpu else "")
+          + (f"conv layout {args.conv_layout}; " if args.conv_layout != "auto" else "")
           + f"time = median of {args.repeats} search(es), each in a fresh process after a "
           f"one-epoch warm-up search; total {total:.0f} s"
           + (f"; 1-minute load average after each search {min(loads)} to {max(loads)}"
@@ -214,7 +219,7 @@ def main(argv=None):
     if args.json:
         meta = {"date": str(datetime.date.today()), "device": args.device,
                 "repeats": args.repeats, "max_iter": args.max_iter, "dtype": args.dtype,
-                "batched_on_cpu": args.batched_on_cpu, "python": platform.python_version(),
+                "conv_layout": args.conv_layout, "python": platform.python_version(),
                 "torch": torch.__version__, "sklearn": sklearn.__version__,
                 "sknets": sknets.__version__, "total_s": total}
         Path(args.json).write_text(json.dumps(

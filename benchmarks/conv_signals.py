@@ -21,19 +21,22 @@ parameters but ``random_state``:
 and prints the test accuracy, the epochs and the seconds of each fit, then
 the mean and range over the seeds. The package generates float64 arrays,
 which train in float64 (``precision='auto'``); ``--dtype float32`` casts
-them first.
+them first. ``--params`` takes a JSON dict of parameters for the conv models
+(candidates for their defaults).
 
 Usage::
 
     python benchmarks/conv_signals.py [--seeds 0,1,2] [--models conv,mlp]
-        [--dtype float32] [--device cpu]
+        [--dtype float32] [--device cpu] [--params '{"filters": [16, 32]}']
 """
 
 import argparse
+import json
 import random
 import time
 import warnings
 
+import bench
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -72,7 +75,10 @@ def main(argv=None):
                         ", ".join(MODELS))
     parser.add_argument("--dtype", default=None, help="cast X first (default: float64, as made)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--params", default="{}",
+                        help="JSON dict of parameters for the conv models (candidates)")
     args = parser.parse_args(argv)
+    params = json.loads(args.params)
     seeds = [int(s) for s in args.seeds.split(",")]
     models = args.models.split(",")
     X, y, X_test, y_test = load_mnist1d()
@@ -87,7 +93,8 @@ def main(argv=None):
     scores = {}
     for name in models:
         for seed in seeds:
-            model = MODELS[name](random_state=seed, device=args.device)
+            extra = params if name.startswith("conv") else {}
+            model = MODELS[name](random_state=seed, device=args.device, **extra)
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -101,9 +108,7 @@ def main(argv=None):
                 f"{model.n_iter_} epochs, {seconds:.1f} s {shape}",
                 flush=True,
             )
-        s = scores[name]
-        print(f"{name}: mean {np.mean(s):.4f}, min {np.min(s):.4f}, max {np.max(s):.4f} "
-              f"over {len(s)} seeds", flush=True)
+        print(bench.seed_summary(name, scores[name]), flush=True)
     return scores
 
 

@@ -126,6 +126,7 @@ X_train, X_test = X_train / 255.0, X_test / 255.0
 model = ConvClassifier(
     input_shape=(1, 28, 28),
     filters=(32, 64),
+    conv_dropout=0.25,
     hidden_layer_sizes=(128,),
     dropout=0.3,
     batch_size=128,

@@ -306,19 +306,27 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     channels (1, 3 or 4 values, when the first axis does not) warns, as does
     an ``(n, L, 1)`` X read as images one pixel wide.
 
-    **Defaults.** The network is a small VGG-style convnet with the
-    regularisation of the classic introductory convnet: dropout 0.25 after
-    each conv block and 0.5 in the dense head, batch normalisation, and
-    label smoothing 0.1 on the log loss. It suits small images and signals
-    such as the digits and MNIST-1D; the accuracy and time it reaches there
-    are measured in ``benchmarks/RESULTS.md``. The training parameters are
-    :class:`MLPClassifier`'s, but for ``learning_rate_init=0.003`` (dropout
-    slows learning down) and ``max_iter=45`` (each epoch of a convnet does
-    more). Dropout slows learning on small data sets: with a few hundred
-    samples, ``conv_dropout=0`` and ``dropout=0`` can score higher. With a
-    dense head of many inputs (large images, long signals) the first
-    epoch's loss can jump at this learning rate before it falls;
-    ``learning_rate_init=0.001`` avoids that.
+    **Defaults.** The network is a small VGG-style convnet sized for small
+    inputs: two conv blocks of 16 and 32 filters with batch normalisation,
+    a dense head of 128 units with dropout 0.5, and label smoothing 0.1 on
+    the log loss. On inputs such as the 8x8 digits and MNIST-1D's signals
+    a 5-fold cross-validation takes seconds on a laptop's CPU; the accuracy
+    and time it reaches there are measured in ``benchmarks/RESULTS.md``.
+    Larger images can use more filters (``filters=(32, 64)`` and up) and
+    ``conv_dropout=0.25``, the classic introductory convnet's. The training
+    parameters are :class:`MLPClassifier`'s, but for
+    ``learning_rate_init=0.003``, ``tol=1e-2`` and ``max_iter=100``. Under
+    dropout the training loss moves by about a hundredth from one epoch to
+    the next, so scikit-learn's ``tol=1e-4`` would rarely see it stop
+    improving and every fit would run to ``max_iter``; with ``tol=1e-2``
+    scikit-learn's stopping rule ends the fit once the loss has stopped
+    falling. A lower ``tol`` trains longer. With ``early_stopping=True``
+    the same ``tol`` applies to the validation accuracy (one percentage
+    point). Dropout slows learning on small data sets: with a few hundred
+    samples, ``dropout=0`` can score higher. With a dense head of many
+    inputs (large images, long signals) the first epoch's loss can jump at
+    this learning rate before it falls; ``learning_rate_init=0.001`` avoids
+    that.
 
     Parameters
     ----------
@@ -328,8 +336,9 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         ``signal=True``) for signals; ``(H, W, C)`` and ``(L, C)`` with
         ``data_format='channels_last'``. None infers it as described above.
         A shape that does not match X raises a ValueError.
-    filters : tuple of int, default=(48, 96)
-        Output channels of each conv block.
+    filters : tuple of int, default=(16, 32)
+        Output channels of each conv block. The default suits small inputs
+        (images of tens of pixels a side, signals of tens of values).
     kernel_size : int, default=3
         Side of the convolution kernels (``'same'`` zero padding).
     pool_size : int, default=2
@@ -390,10 +399,10 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         The initial learning rate (see Defaults above).
     power_t : float, default=0.5
         Exponent of the ``'invscaling'`` schedule.
-    max_iter : int, default=45
+    max_iter : int, default=100
         Maximum number of epochs (or L-BFGS iterations). Lower than the
         MLPs' 200 because each epoch of a convnet does more; the ``tol``
-        rule still stops earlier.
+        rule usually stops earlier (see Defaults above).
     shuffle : bool, default=True
         Whether to shuffle the samples in each epoch.
     random_state : int, RandomState instance or None, default=None
@@ -401,9 +410,11 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         shifts and the early-stopping split. An int gives the same model on
         every CPU fit; the global numpy and torch random states are left
         untouched.
-    tol : float, default=1e-4
+    tol : float, default=1e-2
         Training stops when the loss (or validation score) does not improve
         by at least ``tol`` for ``n_iter_no_change`` consecutive epochs.
+        Higher than :class:`MLPClassifier`'s ``1e-4``, for the dropout's
+        noise (see Defaults above).
     verbose : bool or int, default=False
         ``1`` prints one line per epoch (the training loss, the validation
         loss and score with ``early_stopping=True``, the seconds taken);
@@ -435,9 +446,10 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         Dropout probability after each hidden layer of the dense head. The
         masks are keyed by the sample (equal samples get equal masks in a
         step), so ``sample_weight`` keeps its meaning of repeated samples.
-    conv_dropout : float, default=0.25
+    conv_dropout : float, default=0.0
         Dropout probability at the end of each conv block (after the
-        pooling). Set both dropouts to 0 for a network without dropout.
+        pooling); 0.25 is the classic introductory convnet's. Set both
+        dropouts to 0 for a network without dropout.
     label_smoothing : float in [0, 1), default=0.1
         Label smoothing ``eps`` of the training loss: the network is fitted
         to targets that give each class ``eps / n_classes`` and the true
@@ -546,7 +558,7 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
     def __init__(
         self,
         input_shape=None,
-        filters=(48, 96),
+        filters=(16, 32),
         kernel_size=3,
         pool_size=2,
         hidden_layer_sizes=(128,),
@@ -563,10 +575,10 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         learning_rate="constant",
         learning_rate_init=0.003,
         power_t=0.5,
-        max_iter=45,
+        max_iter=100,
         shuffle=True,
         random_state=None,
-        tol=1e-4,
+        tol=1e-2,
         verbose=False,
         warm_start=False,
         momentum=0.9,
@@ -579,7 +591,7 @@ class ConvClassifier(ClassifierMixin, _ConvMixin, _ClassifierNet):
         n_iter_no_change=10,
         max_fun=15000,
         dropout=0.5,
-        conv_dropout=0.25,
+        conv_dropout=0.0,
         label_smoothing=0.1,
         device="auto",
         precision="auto",
@@ -658,8 +670,11 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
     reads Keras' layouts, ``(n, H, W, C)`` images and ``(n, L, C)`` signals.
 
     **Defaults.** Those of :class:`ConvClassifier` (filters, kernels,
-    pooling, dense head, ``learning_rate_init=0.003``, ``max_iter=45``) but
-    for batch normalisation and dropout, off by default here
+    pooling, dense head, ``learning_rate_init=0.003``) but for the length
+    of training and the regularisation. Training takes at most
+    ``max_iter=45`` epochs with :class:`MLPRegressor`'s ``tol=1e-4``: with
+    no dropout the loss falls smoothly, and longer training overfits small
+    data sets. Batch normalisation and dropout are off by default here
     (``batch_norm=False``, ``dropout=0``, ``conv_dropout=0``): on small
     regression data the noise of dropout costs accuracy, and with batch
     normalisation the first Adam steps can throw the dense head so far that
@@ -677,8 +692,9 @@ class ConvRegressor(RegressorMixin, _ConvMixin, _RegressorNet):
         ``signal=True``) for signals; ``(H, W, C)`` and ``(L, C)`` with
         ``data_format='channels_last'``. None infers it as described above.
         A shape that does not match X raises a ValueError.
-    filters : tuple of int, default=(48, 96)
-        Output channels of each conv block.
+    filters : tuple of int, default=(16, 32)
+        Output channels of each conv block. The default suits small inputs
+        (images of tens of pixels a side, signals of tens of values).
     kernel_size : int, default=3
         Side of the convolution kernels (``'same'`` zero padding).
     pool_size : int, default=2
@@ -738,8 +754,9 @@ default='squared_error'
         Exponent of the ``'invscaling'`` schedule.
     max_iter : int, default=45
         Maximum number of epochs (or L-BFGS iterations). Lower than the
-        MLPs' 200 because each epoch of a convnet does more; the ``tol``
-        rule still stops earlier.
+        MLPs' 200 because each epoch of a convnet does more, and longer
+        training overfits small data sets (see Defaults above); the ``tol``
+        rule can stop earlier.
     shuffle : bool, default=True
         Whether to shuffle the samples in each epoch.
     random_state : int, RandomState instance or None, default=None
@@ -862,7 +879,7 @@ default='squared_error'
     def __init__(
         self,
         input_shape=None,
-        filters=(48, 96),
+        filters=(16, 32),
         kernel_size=3,
         pool_size=2,
         hidden_layer_sizes=(128,),

@@ -168,41 +168,59 @@ class Dropout(nn.Module):
         return f"p={self.p}, site={self.site}"
 
 
+def weighted_batch_norm(X, sample_weight, running_mean, running_var, weight, bias, momentum,
+                        eps):
+    """Batch normalisation of ``X`` (``(N, C, *spatial)``) in training, with
+    the statistics of the samples weighted by ``sample_weight`` (``(N,)``):
+    a sample of weight ``k`` counts as ``k`` copies, one of weight 0 not at
+    all. The running statistics, when given, move towards the batch's by
+    ``momentum``, the variance corrected with the total weight as the
+    sample count; ``weight`` and ``bias`` (None: no affine map) are the
+    affine parameters."""
+    dims = [0, *range(2, X.dim())]
+    shape = (1, -1, *[1] * (X.dim() - 2))
+    positions = X[0, 0].numel()
+    share = (sample_weight / sample_weight.sum()).to(X.dtype).view(-1, *[1] * (X.dim() - 1))
+    mean = (X * share).sum(dims) / positions
+    centred = X - mean.view(shape)
+    var = (centred.square() * share).sum(dims) / positions
+    if running_mean is not None:
+        with torch.no_grad():
+            count = sample_weight.sum().to(var.dtype) * positions
+            unbias = torch.where(count > 1, count / (count - 1).clamp_min(1e-12), 1.0)
+            running_mean.lerp_(mean.detach().to(running_mean.dtype), momentum)
+            running_var.lerp_((var.detach() * unbias).to(running_var.dtype), momentum)
+    out = centred * torch.rsqrt(var + eps).view(shape)
+    if weight is not None:
+        out = out * weight.view(shape) + bias.view(shape)
+    return out
+
+
 class _WeightedNorm:
     """Batch normalisation whose training statistics honour sample weights.
 
     With ``sample_weight`` in training, the batch mean and variance are the
     weighted ones (a sample of weight ``k`` counts as ``k`` copies, one of
     weight 0 not at all), and the running variance is corrected with the
-    total weight as the sample count. Without weights it is torch's.
+    total weight as the sample count (:func:`weighted_batch_norm`). Without
+    weights it is torch's.
     """
 
     def forward(self, X, sample_weight=None):
         if sample_weight is None or not self.training:
             return super().forward(X)
-        dims = [0, *range(2, X.dim())]
-        shape = (1, -1, *[1] * (X.dim() - 2))
-        positions = X[0, 0].numel()
-        share = (sample_weight / sample_weight.sum()).to(X.dtype).view(-1, *[1] * (X.dim() - 1))
-        mean = (X * share).sum(dims) / positions
-        centred = X - mean.view(shape)
-        var = (centred.square() * share).sum(dims) / positions
+        running_mean = running_var = None
+        momentum = 0.0
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                momentum = (
-                    1.0 / float(self.num_batches_tracked)
-                    if self.momentum is None
-                    else self.momentum
-                )
-                count = sample_weight.sum().to(var.dtype) * positions
-                unbias = torch.where(count > 1, count / (count - 1).clamp_min(1e-12), 1.0)
-                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
-                self.running_var.lerp_((var.detach() * unbias).to(self.running_var.dtype), momentum)
-        out = centred * torch.rsqrt(var + self.eps).view(shape)
-        if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            momentum = (
+                1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            )
+            running_mean, running_var = self.running_mean, self.running_var
+        affine = (self.weight, self.bias) if self.affine else (None, None)
+        return weighted_batch_norm(X, sample_weight, running_mean, running_var, *affine,
+                                   momentum, self.eps)
 
 
 class BatchNorm1d(_WeightedNorm, nn.BatchNorm1d):

@@ -1,21 +1,24 @@
-"""Loaders for data sets that scikit-learn does not ship.
+"""Loaders and generators for data sets that scikit-learn does not ship.
 
 :func:`load_fashion_mnist` reads the Fashion-MNIST images from the standard
 IDX files on the local disk; it never downloads anything.
+:func:`make_motif_signals` generates 1-D signals where a convolution pays
+off: a motif at a random offset in noise.
 """
 
 import gzip
 import math
 import os
 import zlib
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import get_data_home
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import StrOptions, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
-__all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist"]
+__all__ = ["FASHION_MNIST_CLASSES", "load_fashion_mnist", "make_motif_signals"]
 
 #: Element types of the IDX format, by the third byte of the magic number.
 _IDX_DTYPES = {
@@ -312,3 +315,74 @@ def load_fashion_mnist(data_home=None, *, kind="train", return_X_y=False, dtype=
         filenames=[name for p in parts for name in p[2]],
         DESCR=_DESCR,
     )
+
+
+@validate_params(
+    {
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "length": [Interval(Integral, 1, None, closed="left")],
+        "width": [Interval(Integral, 2, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def make_motif_signals(n_samples=100, *, length=60, width=16, noise=0.3, random_state=None):
+    """Generate 1-D signals, each holding one motif at a random offset.
+
+    Each signal is Gaussian noise of standard deviation ``noise`` over
+    ``length`` values, plus one motif: a Hann-windowed sine of ``width``
+    values and two periods (of mean zero), scaled by an amplitude drawn
+    uniformly from [0.5, 2] and placed at an offset drawn uniformly from the
+    ``length - width + 1`` possible ones. The targets are the amplitude and
+    the offset. A fully connected network sees the motif at each offset as
+    another pattern; a convolution, whose weights are shared across
+    positions, sees one: a regression task for
+    :class:`~sknets.ConvRegressor` (``benchmarks/conv_regressor.py``).
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        The number of signals.
+    length : int, default=60
+        The number of values of each signal.
+    width : int, default=16
+        The number of values of the motif, at most ``length``.
+    noise : float, default=0.3
+        The standard deviation of the Gaussian noise.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws: an int seeds :func:`numpy.random.default_rng`, so
+        that the same int gives the same signals; None draws fresh ones.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, length)
+        The signals, float64.
+    amplitude : ndarray of shape (n_samples,)
+        The motif's amplitude in each signal, in [0.5, 2].
+    offset : ndarray of shape (n_samples,)
+        Where the motif starts, scaled to [0, 1] (0 at the first value, 1
+        at the last possible offset; 0 when ``width == length``).
+
+    Examples
+    --------
+    >>> from sknets.datasets import make_motif_signals
+    >>> X, amplitude, offset = make_motif_signals(5, length=30, width=8, random_state=0)
+    >>> X.shape, amplitude.shape, offset.shape
+    ((5, 30), (5,), (5,))
+    >>> bool(((0.5 <= amplitude) & (amplitude <= 2)).all())
+    True
+    """
+    if width > length:
+        raise ValueError(f"width must be at most length={length}, got {width}.")
+    if isinstance(random_state, np.random.RandomState):
+        random_state = random_state.randint(np.iinfo(np.int32).max)
+    rng = np.random.default_rng(random_state)
+    t = np.arange(width)
+    motif = np.hanning(width) * np.sin(2 * np.pi * 2 * t / width)
+    amplitude = rng.uniform(0.5, 2.0, size=n_samples)
+    X = noise * rng.standard_normal((n_samples, length))
+    starts = rng.integers(length - width + 1, size=n_samples)
+    for i in range(n_samples):
+        X[i, starts[i] : starts[i] + width] += amplitude[i] * motif
+    return X, amplitude, starts / max(length - width, 1)

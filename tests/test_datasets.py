@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sknets.datasets import _read_idx, load_fashion_mnist
+from sknets.datasets import _read_idx, load_fashion_mnist, make_motif_signals
 
 N_TRAIN, N_TEST = 5, 3
 
@@ -224,3 +224,59 @@ def test_read_idx_types(tmp_path, array):
     out = _read_idx(path)
     assert out.dtype == array.dtype and out.dtype.isnative
     np.testing.assert_array_equal(out, array)
+
+
+# -- make_motif_signals ----------------------------------------------------------
+
+
+def test_make_motif_signals_places_the_scaled_motif():
+    """Without noise, each signal is zero but for the motif, a two-period
+    Hann-windowed sine times the amplitude, at the returned offset."""
+    length, width = 30, 8
+    X, amplitude, offset = make_motif_signals(50, length=length, width=width, noise=0.0,
+                                              random_state=0)
+    assert X.shape == (50, length) and X.dtype == np.float64
+    assert amplitude.shape == offset.shape == (50,)
+    assert ((0.5 <= amplitude) & (amplitude <= 2.0)).all()
+    assert ((0 <= offset) & (offset <= 1)).all()
+    t = np.arange(width)
+    motif = np.hanning(width) * np.sin(2 * np.pi * 2 * t / width)
+    starts = np.rint(offset * (length - width)).astype(int)
+    for row, a, s in zip(X, amplitude, starts, strict=True):
+        expected = np.zeros(length)
+        expected[s : s + width] = a * motif
+        np.testing.assert_allclose(row, expected, atol=1e-12)
+    # offsets reach both ends over enough signals
+    assert starts.min() == 0 and starts.max() == length - width
+
+
+def test_make_motif_signals_is_seeded_and_leaves_global_state():
+    state = np.random.get_state()[1].copy()
+    a = make_motif_signals(20, random_state=3)
+    b = make_motif_signals(20, random_state=3)
+    c = make_motif_signals(20, random_state=4)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[0], c[0])
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    # a RandomState instance seeds it too, reproducibly
+    d = make_motif_signals(5, random_state=np.random.RandomState(0))
+    e = make_motif_signals(5, random_state=np.random.RandomState(0))
+    np.testing.assert_array_equal(d[0], e[0])
+    # the noise's scale
+    X, _, _ = make_motif_signals(2000, length=200, width=2, noise=0.5, random_state=0)
+    assert abs(X.std() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"width": 61}, "width must be at most length=60, got 61"),
+        ({"n_samples": 0}, "n_samples"),
+        ({"noise": -1.0}, "noise"),
+        ({"width": 1}, "width"),
+    ],
+)
+def test_make_motif_signals_rejects_bad_parameters(kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        make_motif_signals(**kwargs)

@@ -96,10 +96,6 @@ def why_not_batched(estimator):
         return "warm_start=True"
     if estimator.precision == "bfloat16":
         return "precision='bfloat16'"
-    if isinstance(estimator, (ConvClassifier, ConvRegressor)):
-        from ._batched_conv import why_not_batched_conv
-
-        return why_not_batched_conv(estimator)
     return None
 
 

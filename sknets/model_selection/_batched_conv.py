@@ -10,14 +10,22 @@ batch size, input shape, ...) train together, as the MLPs of
   module's parameters a view into it, so that the optimizer (Adam, AdamW,
   RMSprop or SGD, per member, as :class:`_BatchedGroup` runs it) is a
   handful of kernels, or torch's fused kernel on each member's row on a CPU;
-- a convolution of all members is one grouped convolution (``groups=M``)
-  over the members' batches side by side in the channels, ``(B, M * C,
-  *spatial)``; max pooling and the activations work on that layout as it
-  is, and the dense head is batched matrix products, as the MLPs';
+- the blocks (convolution, batch normalisation, activation, pooling,
+  dropout) run in one of two ways (:data:`CONV_PER_MEMBER`). On CUDA all
+  members' blocks are one network: a convolution of all members is one
+  grouped convolution (``groups=M``) over the members' batches side by side
+  in the channels, ``(B, M * C, *spatial)``, and max pooling and the
+  activations work on that layout as it is. On a CPU each member's blocks
+  run on its own rows, as its separate fit runs them (plain convolutions in
+  the fit's channels-last layout, activations of one fit's size, which stay
+  in the caches); a grouped convolution costs more per member there than a
+  plain one, and activations ``M`` times larger leave the caches;
+- the dense head is batched matrix products, as the MLPs';
 - batch normalisation normalises each member's channels over its own rows
-  only (a step where every member has a full batch is torch's own kernel;
-  otherwise the rows beyond a member's batch weigh 0, as a sample weight of
-  0 in :class:`~sknets._modules.BatchNorm2d`), and updates the running
+  only (a step where every member has a full batch, or a member's blocks
+  on its own rows, is torch's own kernel; otherwise the rows beyond a
+  member's batch weigh 0, as a sample weight of 0 in
+  :class:`~sknets._modules.BatchNorm2d`), and updates the running
   statistics of the members that take the step;
 - the randomness of each member is its separate fit's: its batch order from
   a generator seeded as its fit's, its random shifts drawn from a generator
@@ -34,9 +42,9 @@ then recomputes its batch-norm statistics as its separate fit does
 separate fits up to floating-point rounding (tested in float64).
 
 The steps run eagerly (each member's shifts are drawn for its own rows;
-no CUDA graphs). On a CPU, conv fits train one by one unless
-:data:`BATCH_ON_CPU` is set: there the batched network is slower than
-one fit after another (see :data:`BATCH_ON_CPU`).
+no CUDA graphs). On a CPU the batched members gain what one loop, one
+optimizer step and one batched head save over fits one after another
+(``benchmarks/RESULTS.md``); the convolutions' arithmetic is the same.
 """
 
 import functools
@@ -49,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._engine import StepGraphs, resolve_device
+from .._engine import StepGraphs
 from .._modules import (
     ConvModule,
     Dropout,
@@ -59,40 +67,25 @@ from .._modules import (
     penalized_parameters,
     row_keys,
     shift_samples,
+    weighted_batch_norm,
 )
 from .._registry import LOSSES
 from ._batched import _BatchedGroup
 
-#: Whether conv members train batched on a CPU. There the grouped
-#: convolutions (slower per member than a plain one) and the members'
-#: activations, ``M`` times larger than one fit's, which leave the caches,
-#: make the batched network slower than one fit after another: the 2x2
-#: ConvClassifier grid of ``benchmarks/conv_grid.py`` (3 folds, 10 epochs,
-#: 2 cores, medians of 3) took 36.8 s and 40.0 s batched against 28.9 s and
-#: 23.7 s for scikit-learn's search in float64 (0.79x, 0.59x), 11.4 s
-#: against 10.4 s in float32 (0.91x). So conv fits on a CPU train one by
-#: one (26.0 s against 25.6 s, 0.98x) unless this is set (as the tests set
-#: it).
-BATCH_ON_CPU = False
+#: How the members' blocks run: each member's on its own rows, as its
+#: separate fit runs them (True), or all members' as one network of grouped
+#: convolutions (``groups=M``, False). None: per member on a CPU, where a
+#: grouped convolution costs more per member than a plain one and the
+#: members' activations together leave the caches (a 2x2 ConvClassifier
+#: grid over 3 folds of the digits trained 0.59x to 0.79x as fast as one fit
+#: after another with grouped convolutions), and grouped on CUDA, where one
+#: kernel for all members is the point of batching.
+CONV_PER_MEMBER = None
 
 #: Values of one activation tensor of a chunk of members in evaluation
 #: (validation): the validation rows are cut into chunks of at most this
 #: many values per activation.
 EVAL_VALUES = 2**24
-
-
-def why_not_batched_conv(estimator):
-    """The reason a conv ``estimator``'s fits train one by one, or None."""
-    try:
-        device = resolve_device(estimator.device)
-    except ValueError:  # the fit raises it
-        return None
-    if device.type == "cpu" and not BATCH_ON_CPU:
-        return (
-            f"{type(estimator).__name__} on a CPU (batched convolutions are slower "
-            "there than one fit after another)"
-        )
-    return None
 
 
 def structure_key(plan):
@@ -155,6 +148,14 @@ class _ConvGroup(_BatchedGroup):
         self.input_shape = template.input_shape
         self.n_axes = len(self.input_shape) - 1
         self.conv_fn = {1: F.conv1d, 2: F.conv2d}[self.n_axes]
+        # on a CPU each member's convolution is its own plain one (see
+        # CONV_PER_MEMBER); on CUDA one grouped convolution of all members
+        self.conv_per_member = device.type == "cpu" if CONV_PER_MEMBER is None else bool(
+            CONV_PER_MEMBER)
+        # a member's convolution in its separate fit's layout: channels last
+        # for images (sknets._engine.FastNet.initialize_module)
+        self.conv_format = (
+            torch.channels_last if self.n_axes == 2 else torch.contiguous_format)
         smoothing = float(first.params.get("label_smoothing", 0.0) or 0.0)
         loss = LOSSES[first.loss].fn
         self.loss_fn = functools.partial(loss, label_smoothing=smoothing) if smoothing else loss
@@ -310,7 +311,7 @@ class _ConvGroup(_BatchedGroup):
         # the weighted statistics of sknets._modules._WeightedNorm, per member
         R, spatial = h.shape[0], h.shape[2:]
         ones = [1] * len(spatial)
-        hv = h.view(R, M, C, *spatial)
+        hv = h.reshape(R, M, C, *spatial)  # (channels-last h: a copy)
         positions = math.prod(spatial)
         share = (train.weights / train.total[:, None]).T.reshape(R, M, 1, *ones)
         dims = (0, *range(3, 3 + len(spatial)))
@@ -327,19 +328,11 @@ class _ConvGroup(_BatchedGroup):
         out = out * weight.view(1, M, C, *ones) + bias.view(1, M, C, *ones)
         return out.view(h.shape)
 
-    def _raw(self, x, train=None):
-        """The members' raw outputs ``(M, R, n_outputs)`` for their rows
-        ``x`` of shape ``(R, M, n_features)``: :class:`~sknets._modules.ConvModule`'s
-        forward pass, batched over members; in training (``train``, the
-        step's rows, weights, keys and shifts), as each member's training
-        step computes it."""
-        M = self.M
-        R = x.shape[0]
-        C, *spatial = self.input_shape
-        h = x.reshape(R * M, C, *spatial)
-        if train is not None and train.offsets is not None:
-            h = shift_samples(h, train.offsets, self.random_shift)
-        h = h.reshape(R, M * C, *spatial)
+    def _grouped_features(self, h, train):
+        """The blocks of all members as one network on ``h`` of shape ``(R,
+        M * C, *spatial)``, the members side by side in the channels (one
+        grouped convolution per block): ``(R, M, n_features)``."""
+        M, R = self.M, h.shape[0]
         for kind, prefix, m in self.ops:
             if kind == "conv":
                 weight = self.leaf[prefix + "weight"]
@@ -358,9 +351,88 @@ class _ConvGroup(_BatchedGroup):
             else:
                 h = m(h)
         if self.global_pool:
-            h = h.mean(dim=tuple(range(2, h.dim()))).view(R, M, -1)
+            return h.mean(dim=tuple(range(2, h.dim()))).view(R, M, -1)
+        return h.reshape(R, M, -1)
+
+    def _member_features(self, h, train):
+        """The blocks of each member in turn on its own rows of ``h``
+        (``(R, M, C, *spatial)``), exactly as its separate fit computes them:
+        a plain convolution in the fit's memory layout, batch normalisation
+        over the member's rows of the step only (its last batch is smaller),
+        its dropout masks. ``(R, M, n_features)``, zero for the padding."""
+        M, R = self.M, h.shape[0]
+        counts = [R] * M if train is None else train.counts
+        running = None if train is None else train.running.tolist()
+        salts = {
+            m.site: self._salts(m.site).tolist()
+            for kind, _, m in self.ops if kind == "dropout" and train is not None
+        }
+        outs = []
+        for i in range(M):
+            n = counts[i]
+            hi = h[:n, i].contiguous()
+            for kind, prefix, m in self.ops:
+                if kind == "conv":
+                    bias = self.leaf.get(prefix + "bias")
+                    hi = self.conv_fn(
+                        hi, self.leaf[prefix + "weight"][i].clone(memory_format=self.conv_format),
+                        None if bias is None else bias[i], padding=m.padding,
+                    )
+                elif kind == "norm":
+                    hi = self._member_norm(hi, prefix, m, train, i, running)
+                elif kind == "dropout":
+                    if train is not None and n:
+                        keep = self._keep(train.keys[i, :n] ^ salts[m.site][i], hi[0].numel(),
+                                          m.p)
+                        hi = hi * keep.view(hi.shape)
+                else:
+                    hi = m(hi)
+            hi = hi.mean(dim=tuple(range(2, hi.dim()))) if self.global_pool else hi.flatten(1)
+            outs.append(F.pad(hi, (0, 0, 0, R - n)) if n < R else hi)
+        return torch.stack(outs, dim=1)
+
+    def _member_norm(self, h, prefix, m, train, i, running):
+        """Member ``i``'s batch normalisation of its rows ``h``, as its
+        separate fit's :class:`~sknets._modules.BatchNorm2d` computes it (the
+        weighted statistics when the members have sample weights)."""
+        mean_buf = self.buffers[prefix + "running_mean"][i]
+        var_buf = self.buffers[prefix + "running_var"][i]
+        weight, bias = self.leaf[prefix + "weight"][i], self.leaf[prefix + "bias"][i]
+        if train is None:
+            return F.batch_norm(h, mean_buf, var_buf, weight, bias, False, 0.0, m.eps)
+        if not running[i]:
+            # a member past its last step: its statistics stay as they are
+            mean_buf, var_buf = mean_buf.clone(), var_buf.clone()
         else:
-            h = h.reshape(R, M, -1)
+            self.buffers[prefix + "num_batches_tracked"][i] += 1
+        if not self.weighted:
+            # torch's kernel, on copies of the statistics (autograd keeps them)
+            means, variances = mean_buf.clone(), var_buf.clone()
+            out = F.batch_norm(h, means, variances, weight, bias, True, m.momentum, m.eps)
+            with torch.no_grad():
+                mean_buf.copy_(means)
+                var_buf.copy_(variances)
+            return out
+        # sknets._modules._WeightedNorm's statistics
+        return weighted_batch_norm(h, train.weights[i, : h.shape[0]], mean_buf, var_buf, weight,
+                                   bias, m.momentum, m.eps)
+
+    def _raw(self, x, train=None):
+        """The members' raw outputs ``(M, R, n_outputs)`` for their rows
+        ``x`` of shape ``(R, M, n_features)``: :class:`~sknets._modules.ConvModule`'s
+        forward pass, batched over members; in training (``train``, the
+        step's rows, weights, keys and shifts), as each member's training
+        step computes it."""
+        M = self.M
+        R = x.shape[0]
+        C, *spatial = self.input_shape
+        h = x.reshape(R * M, C, *spatial)
+        if train is not None and train.offsets is not None:
+            h = shift_samples(h, train.offsets, self.random_shift)
+        if self.conv_per_member:
+            h = self._member_features(h.reshape(R, M, C, *spatial), train)
+        else:
+            h = self._grouped_features(h.reshape(R, M * C, *spatial), train)
         h = h.transpose(0, 1)
         last = len(self.head_layers) - 1
         for j, prefix in enumerate(self.head_layers):
@@ -413,7 +485,7 @@ class _ConvGroup(_BatchedGroup):
             self.stream_step += running.to(torch.int64)
             keys = self.keys[rows]
         train = SimpleNamespace(
-            weights=weights, total=total, running=running, keys=keys,
+            weights=weights, total=total, running=running, keys=keys, counts=counts,
             full=not self.weighted and min(counts) == B,
             offsets=self._offsets(counts) if self.random_shift else None,
         )

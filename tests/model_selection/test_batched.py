@@ -221,7 +221,7 @@ def test_a_diverging_member_reports_its_error(digits):
         (MLPClassifier(solver="lbfgs"), "solver='lbfgs'"),
         (MLPClassifier(warm_start=True), "warm_start=True"),
         (LogisticRegression(), "LogisticRegression is not a sknets"),
-        (ConvClassifier(device="cpu"), "ConvClassifier on a CPU"),
+        (ConvClassifier(precision="bfloat16"), "precision='bfloat16'"),
     ],
 )
 def test_why_not_batched(est, reason):

@@ -27,12 +27,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def batched_on_cpu(monkeypatch):
-    """Conv members train batched on this CPU (as on a GPU)."""
-    monkeypatch.setattr(_batched_conv, "BATCH_ON_CPU", True)
-
-
 @pytest.fixture(scope="module")
 def images(digits):
     X, y = digits
@@ -95,21 +89,24 @@ def _assert_same_fits(members, separate, atol=1e-6):
 @pytest.mark.parametrize(
     "solver, extra",
     [
-        ("adam", {}),  # batch norm, dropout 0.5, conv dropout 0.25, label smoothing
-        ("adam", {"batch_norm": False, "dropout": 0.0, "conv_dropout": 0.0}),
-        ("sgd", {"momentum": 0.9, "batch_norm": False}),
+        ("adam", {}),  # batch norm, dropout 0.5, label smoothing
+        ("adam", {"conv_dropout": 0.25}),
+        ("adam", {"batch_norm": False, "dropout": 0.0}),
+        ("sgd", {"momentum": 0.9, "batch_norm": False, "conv_dropout": 0.25}),
         ("sgd", {"momentum": 0.5, "nesterovs_momentum": False, "dropout": 0.0}),
-        ("rmsprop", {"conv_dropout": 0.0}),
+        ("rmsprop", {"conv_dropout": 0.25, "dropout": 0.0}),
         ("adamw", {"dropout": 0.2}),
     ],
 )
-@pytest.mark.parametrize("per_member", [True, False])
+@pytest.mark.parametrize("per_member", [True, False], ids=["cpu-layout", "gpu-layout"])
 def test_classifier_members_equal_separate_fits(images, solver, extra, per_member, monkeypatch):
     """Candidates of different learning rates, penalties and seeds over
     three folds (the last batches of different sizes): each member is its
-    separate fit, with the CPU's per-member optimizer kernels and with the
-    vectorised update of GPUs."""
+    separate fit, with the CPU's per-member optimizer kernels and
+    convolutions, and with the vectorised update and grouped convolutions
+    of GPUs."""
     monkeypatch.setattr(_batched_conv._ConvGroup, "per_member_on_cpu", per_member)
+    monkeypatch.setattr(_batched_conv, "CONV_PER_MEMBER", per_member)
     X, y = images
     splits = list(KFold(3, shuffle=True, random_state=0).split(X[:200]))
     base = ConvClassifier(**{**TINY, "solver": solver, **extra})
@@ -244,13 +241,16 @@ def test_planning_raises_the_fits_error(images):
     assert str(planned.value) == str(separate.value)
 
 
-def test_why_conv_fits_are_not_batched(monkeypatch):
+def test_why_conv_fits_are_not_batched():
+    """Conv fits train batched on a CPU as on CUDA; only L-BFGS, warm starts
+    and bfloat16 fall back."""
     assert why_not_batched(ConvClassifier(device="cpu")) is None
+    assert why_not_batched(ConvClassifier(device="cpu", solver="rmsprop", dropout=0.3,
+                                          conv_dropout=0.2)) is None
     assert why_not_batched(ConvRegressor(device="cpu", solver="sgd")) is None
     assert "solver='lbfgs'" in why_not_batched(ConvClassifier(solver="lbfgs"))
+    assert "warm_start" in why_not_batched(ConvClassifier(warm_start=True))
     assert "bfloat16" in why_not_batched(ConvRegressor(precision="bfloat16"))
-    monkeypatch.setattr(_batched_conv, "BATCH_ON_CPU", False)
-    assert "ConvClassifier on a CPU" in why_not_batched(ConvClassifier(device="cpu"))
 
 
 def _grid_pipe():
@@ -281,12 +281,3 @@ def test_grid_search_matches_scikit_learn(digits, adopted):
                                        err_msg=key)
     assert ours.best_params_ == theirs.best_params_
     np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-9)
-
-
-def test_on_a_cpu_conv_fits_fall_back_with_the_reason(images, monkeypatch):
-    monkeypatch.setattr(_batched_conv, "BATCH_ON_CPU", False)
-    X, y = images
-    search = GridSearchCV(ConvClassifier(**{**TINY, "max_iter": 1}),
-                          {"learning_rate_init": [1e-3, 1e-2]}, cv=KFold(2))
-    with pytest.warns(UserWarning, match="all fits are trained one by one.*ConvClassifier on a"):
-        search.fit(X, y)
