@@ -236,6 +236,7 @@ class _ConvGroup(_BatchedGroup):
         self.head_dropout = head.dropout.p if isinstance(head.dropout, Dropout) else 0.0
         self.head_site = len(template.features)
         self.global_pool = template.global_pool
+        self.feature_width = template.head.layers[0].in_features
         self.eval_rows = max(1, EVAL_VALUES // (M * max(_feature_sizes(template))))
 
         # --- per-member settings, optimizer state and rules (_BatchedGroup's)
@@ -370,6 +371,10 @@ class _ConvGroup(_BatchedGroup):
         outs = []
         for i in range(M):
             n = counts[i]
+            if n == 0:
+                # no rows in this step (a smaller training set): nothing to run
+                outs.append(h.new_zeros((R, self.feature_width)))
+                continue
             hi = h[:n, i].contiguous()
             for kind, prefix, m in self.ops:
                 if kind == "conv":

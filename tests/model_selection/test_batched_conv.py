@@ -158,7 +158,7 @@ def test_early_stopping_per_member(images, Est):
 @pytest.mark.parametrize(
     "extra",
     [
-        {"random_shift": 1},  # each member's own shifts, with conv dropout
+        {"random_shift": 1, "conv_dropout": 0.25},  # each member's own shifts
         {"class_weight": "balanced", "early_stopping": True, "max_iter": 4},
         {"filters": (3, 5), "global_pool": True, "dropout": 0.0},
     ],
@@ -181,6 +181,22 @@ def test_weighted_and_unweighted_members(images):
     base = ConvClassifier(**TINY)
     estimators = [base, clone(base).set_params(class_weight={c: 1.0 + c for c in range(10)})]
     members, separate = _members(estimators, X, y, splits)
+    assert members.train() == 1
+    _assert_same_fits(members, separate)
+
+
+@pytest.mark.parametrize("per_member", [True, False], ids=["cpu-layout", "gpu-layout"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_members_with_fewer_steps(images, per_member, weighted, monkeypatch):
+    """Training sets of 64 and 65 rows in batches of 32: the first member has
+    no rows in the third step of an epoch, which the second takes alone
+    (with one row: batch norm over a single sample's positions)."""
+    monkeypatch.setattr(_batched_conv, "CONV_PER_MEMBER", per_member)
+    X, y = images
+    splits = [(np.arange(64), None), (np.arange(100, 165), None)]
+    extra = {"class_weight": "balanced"} if weighted else {}
+    base = ConvClassifier(**{**TINY, "conv_dropout": 0.25, **extra})
+    members, separate = _members([base], X, y, splits)
     assert members.train() == 1
     _assert_same_fits(members, separate)
 
