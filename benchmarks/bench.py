@@ -132,8 +132,8 @@ DESCRIPTIONS = {
     "batch (200), {epochs} epochs; mean CV R^2",
     "W7": "{n} x 784 synthetic images (make_classification, 10 classes), {hidden}, batch "
     "{batch}, {epochs} epochs; test accuracy (20% split)",
-    "W8": "ConvClassifier with its defaults (input_shape (1, 8, 8), max_iter {epochs}: None "
-    "is its default) on "
+    "W8": "ConvClassifier with its defaults (input_shape (1, 8, 8), max_iter {epochs}; None: "
+    "the estimator's own) on "
     "load_digits, MinMax pipeline, 5-fold cross_val_score (cv=5); mean CV accuracy",
 }
 
