@@ -481,18 +481,25 @@ class _BatchedGroup:
             self.stream_step += (valid.any(1) & (self.live[:, 0] > 0)).to(torch.int64)
             keys = self.keys[rows]
         h = self._forward(self.X[rows], keys)
+        self._learn(h, rows, *self._batch_weights(idx, valid))
+
+    def _learn(self, h, rows, weights, n_valid, total):
+        """The rest of an autograd step, from the members' raw outputs ``h``
+        (``(M, B, n_outputs)``) for their ``rows``: each member's weighted
+        mean loss, the backward pass, the epoch's loss sums (with the L2
+        penalty) and the update of the members that have rows in the step
+        (``weights``, ``n_valid``, ``total``: :meth:`_batch_weights`)."""
+        M, B = rows.shape
         y = self.Y[rows]
-        M, B = idx.shape
         per_row = self.loss_fn(h.reshape(M * B, -1), y.reshape(M * B, *y.shape[2:]))
-        validf, n_valid, safe_n = self._batch_weights(idx, valid)
-        member_loss = (per_row.view(M, B) * validf).sum(1) / safe_n
+        member_loss = (per_row.view(M, B) * weights).sum(1) / total
         with warnings.catch_warnings():
             # the leaves are strided views of the flat parameters, on purpose:
             # autograd warns that their layout is not dense
             warnings.filterwarnings("ignore", message="grad and param do not obey")
             member_loss.sum().backward()
         with torch.no_grad():
-            decay = self.alpha / safe_n[:, None]
+            decay = self.alpha / total[:, None]
             sq = (self.flat.square() * self.decayed).sum(1)
             self.acc.add_((member_loss.detach() + 0.5 * decay[:, 0] * sq) * n_valid)
             live = self.live * (n_valid > 0).to(self.dtype)[:, None]

@@ -50,7 +50,6 @@ optimizer step and one batched head save over fits one after another
 import functools
 import math
 import time
-import warnings
 from types import SimpleNamespace
 
 import torch
@@ -479,7 +478,7 @@ class _ConvGroup(_BatchedGroup):
         self._zero_grad()
         counts = self.step_rows[self._step % self.steps]
         self._step += 1
-        M, B = idx.shape
+        B = idx.shape[1]
         valid = idx >= 0
         rows = idx.clamp(min=0) + self.offset[:, None]
         weights, n_valid, total = self._batch_weights(idx, valid)
@@ -494,20 +493,7 @@ class _ConvGroup(_BatchedGroup):
             full=not self.weighted and min(counts) == B,
             offsets=self._offsets(counts) if self.random_shift else None,
         )
-        h = self._raw(self.X[rows.T], train)
-        y = self.Y[rows]
-        per_row = self.loss_fn(h.reshape(M * B, -1), y.reshape(M * B, *y.shape[2:]))
-        member_loss = (per_row.view(M, B) * weights).sum(1) / total
-        with warnings.catch_warnings():
-            # the leaves are strided views of the flat parameters, on purpose
-            warnings.filterwarnings("ignore", message="grad and param do not obey")
-            member_loss.sum().backward()
-        with torch.no_grad():
-            decay = self.alpha / total[:, None]
-            sq = (self.flat.square() * self.decayed).sum(1)
-            self.acc.add_((member_loss.detach() + 0.5 * decay[:, 0] * sq) * n_valid)
-            live = self.live * (n_valid > 0).to(self.dtype)[:, None]
-            self._update(live, decay)
+        self._learn(self._raw(self.X[rows.T], train), rows, weights, n_valid, total)
 
     def _epoch_orders(self):
         """This epoch's ``(steps, M, batch)`` row indices (-1 = padding), each

@@ -1,5 +1,5 @@
 """HalvingGridSearchCV and HalvingRandomSearchCV that train each
-iteration's sknets MLP fits at once.
+iteration's sknets fits at once.
 
 scikit-learn's successive halving (``sklearn.model_selection``'s
 experimental ``HalvingGridSearchCV`` and ``HalvingRandomSearchCV``; its
@@ -73,7 +73,7 @@ class HalvingGridSearchCV(_BatchedHalvingMixin, _SkHalvingGridSearchCV):
     estimator : estimator object
         The estimator to tune, implementing the scikit-learn estimator
         interface; it needs a ``score`` method unless ``scoring`` is given.
-        Its fits are batched when it is a sknets MLP, alone or ending a
+        Its fits are batched when it is a sknets estimator, alone or ending a
         Pipeline.
     param_grid : dict or list of dicts
         Parameter names (str) mapped to lists of values to try; with a list
@@ -163,7 +163,7 @@ class HalvingRandomSearchCV(_BatchedHalvingMixin, _SkHalvingRandomSearchCV):
     ``from sklearn.experimental import enable_halving_search_cv``: the
     candidates are sampled from ``param_distributions``, then halved as in
     :class:`HalvingGridSearchCV`, whose fits of each iteration train at
-    once as batched networks when the estimator is a sknets MLP (alone or
+    once as batched networks when the estimator is one of sknets' (alone or
     ending a Pipeline), in this process, on local processes (``n_jobs >
     1``) or on a Dask cluster (see :ref:`cluster`).
 
@@ -172,7 +172,7 @@ class HalvingRandomSearchCV(_BatchedHalvingMixin, _SkHalvingRandomSearchCV):
     estimator : estimator object
         The estimator to tune, implementing the scikit-learn estimator
         interface; it needs a ``score`` method unless ``scoring`` is given.
-        Its fits are batched when it is a sknets MLP, alone or ending a
+        Its fits are batched when it is a sknets estimator, alone or ending a
         Pipeline.
     param_distributions : dict or list of dicts
         Parameter names (str) mapped to distributions to sample from (with

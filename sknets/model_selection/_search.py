@@ -1,5 +1,5 @@
 """GridSearchCV, RandomizedSearchCV, cross_validate and cross_val_score that
-train all their sknets MLP fits at once.
+train all their sknets fits at once.
 
 Each one computes its splits, trains every (candidate, split) member as one
 batched network (:mod:`._batched`), in this process, on local joblib
@@ -533,7 +533,7 @@ class GridSearchCV(_BatchedSearchMixin, sk.GridSearchCV):
     estimator : estimator object
         The estimator to tune, implementing the scikit-learn estimator
         interface; it needs a ``score`` method unless ``scoring`` is given.
-        Its fits are batched when it is a sknets MLP, alone or ending a
+        Its fits are batched when it is a sknets estimator, alone or ending a
         Pipeline.
     param_grid : dict or list of dicts
         Parameter names (str) mapped to lists of values to try; with a list
@@ -611,7 +611,7 @@ class RandomizedSearchCV(_BatchedSearchMixin, sk.RandomizedSearchCV):
     estimator : estimator object
         The estimator to tune, implementing the scikit-learn estimator
         interface; it needs a ``score`` method unless ``scoring`` is given.
-        Its fits are batched when it is a sknets MLP, alone or ending a
+        Its fits are batched when it is a sknets estimator, alone or ending a
         Pipeline.
     param_distributions : dict or list of dicts
         Parameter names (str) mapped to distributions to sample from (with
@@ -786,7 +786,7 @@ def cross_validate(
     """Evaluate metrics by cross-validation, training all folds at once.
 
     Same signature and result as :func:`sklearn.model_selection.cross_validate`.
-    When ``estimator`` is a sknets MLP (or a Pipeline ending in one), the
+    When ``estimator`` is a sknets estimator (or a Pipeline ending in one), the
     fits of all splits are trained as one batched network first, where
     :class:`GridSearchCV` trains them (this process, ``n_jobs`` local
     processes or a Dask cluster); each split's ``fit_time`` is its member's
@@ -796,7 +796,7 @@ def cross_validate(
     ----------
     estimator : estimator object
         The object to fit on each split, implementing ``fit``. Its fits are
-        batched when it is a sknets MLP, alone or ending a Pipeline.
+        batched when it is a sknets estimator, alone or ending a Pipeline.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
         The data to fit.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
@@ -936,7 +936,7 @@ def cross_val_score(
     ----------
     estimator : estimator object
         The object to fit on each split, implementing ``fit``. Its fits are
-        batched when it is a sknets MLP, alone or ending a Pipeline.
+        batched when it is a sknets estimator, alone or ending a Pipeline.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
         The data to fit.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
